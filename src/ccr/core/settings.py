@@ -1,0 +1,80 @@
+"""Configuration from the environment, in one place.
+
+The original runner's names stay (GITHUB_TOKEN, PORT, SESSION_SECRET); ours start with CCR_. GitHub
+Enterprise works through GITHUB_API_URL / GITHUB_SERVER_URL, the names GitHub's own tooling uses.
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that mean "the user copied the example and did not change it".
+_PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "replace-me", "xxx"}
+
+
+class Backend(enum.StrEnum):
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+
+
+class GitHubSettings(BaseSettings):
+    """What both the job pipeline and the API need to reach GitHub."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    github_token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
+    github_api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
+    github_server_url: str = Field(default="https://github.com", validation_alias="GITHUB_SERVER_URL")
+
+    @field_validator("github_api_url", "github_server_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class Settings(GitHubSettings):
+    """Settings of `ccr serve` (API, dashboard and, in local mode, the executor)."""
+
+    port: int = Field(default=7334, ge=1, le=65535, validation_alias="PORT")
+    host: str = Field(default="0.0.0.0", validation_alias="CCR_HOST")  # noqa: S104 - a server for the LAN
+    data_dir: Path = Field(default=Path("./data"), validation_alias="CCR_DATA_DIR")
+    session_secret: SecretStr | None = Field(default=None, validation_alias="SESSION_SECRET")
+    backend: Backend = Field(default=Backend.LOCAL, validation_alias="CCR_BACKEND")
+    # Local executor
+    claude_bin: str = Field(default="claude", validation_alias="CCR_CLAUDE_BIN")
+    claude_oauth_token: SecretStr | None = Field(default=None, validation_alias="CLAUDE_CODE_OAUTH_TOKEN")
+    claude_credentials_file: Path | None = Field(default=None, validation_alias="CCR_CLAUDE_CREDENTIALS_FILE")
+    max_concurrent: int = Field(default=2, ge=1, le=1000, validation_alias="CCR_MAX_CONCURRENT")
+    cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
+    # Kubernetes backend (the API side of cluster mode)
+    namespace: str = Field(default="default", validation_alias=AliasChoices("CCR_NAMESPACE", "POD_NAMESPACE"))
+    kubeconfig: Path | None = Field(default=None, validation_alias="KUBECONFIG")
+    # Sessions
+    session_max_age_seconds: int = Field(default=7 * 24 * 3600, validation_alias="CCR_SESSION_MAX_AGE")
+    secure_cookies: bool | None = Field(
+        default=None,
+        validation_alias="CCR_SECURE_COOKIES",
+        description="Force the Secure cookie flag; by default it follows the request scheme (TLS or X-Forwarded-Proto).",
+    )
+    trusted_proxies: str = Field(default="127.0.0.1", validation_alias="CCR_TRUSTED_PROXIES")
+
+    @field_validator("session_secret")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.lower() in _PLACEHOLDERS or len(raw) < 16:
+            raise ValueError("SESSION_SECRET is a placeholder or shorter than 16 characters; generate one with "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

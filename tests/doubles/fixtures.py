@@ -1,0 +1,1 @@
+"""pytest fixtures for the two test doubles (fake claude, fake GitHub)."""

@@ -78,3 +78,27 @@ class Settings(GitHubSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+class OperatorSettings(BaseSettings):
+    """Settings of the operator (``ccr operator``); the Helm chart sets every one of them."""
+
+    model_config = SettingsConfigDict(env_prefix="CCR_", extra="ignore")
+
+    namespaces: str = Field(default="", description="Comma-separated namespaces to watch; empty: the operator's own.")
+    job_image: str = Field(default="ghcr.io/claude-code-runner/ccr-job:0.1.0")
+    job_image_pull_policy: str = "IfNotPresent"
+    claude_secret: str = Field(default="ccr-claude", description="Secret with CLAUDE_CODE_OAUTH_TOKEN or credentials.json.")
+    github_secret: str = Field(default="ccr-github", description="Secret with GITHUB_TOKEN.")
+    github_api_url: str = "https://api.github.com"
+    github_server_url: str = "https://github.com"
+    max_concurrent: int = Field(default=2, ge=1, le=1000)
+    default_timeout_seconds: int = Field(default=3600, ge=60)
+    cancel_grace_seconds: int = Field(default=20, ge=0, le=600)
+    job_ttl_seconds: int = Field(default=3600, ge=60, description="Kept at least until the transcript is archived.")
+    job_cpu_request: str = "250m"
+    job_cpu_limit: str = "2"
+    job_memory_request: str = "512Mi"
+    job_memory_limit: str = "4Gi"
+    job_service_account: str = Field(default="", description="ServiceAccount of task pods; its token is never mounted.")
+    mark_ready_on_success: bool = False

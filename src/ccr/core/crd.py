@@ -12,6 +12,7 @@ import yaml
 from ccr.core import model
 
 CHART_CRD_PATH = "charts/claude-code-runner/crds/claudetasks.ccr.dev.yaml"
+DESCRIPTION = "A coding task for Claude Code: a prompt in, a draft pull request out."
 
 
 def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +45,9 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _schema_of(cls: type[model._Camel]) -> dict[str, Any]:
-    raw = cls.model_json_schema(by_alias=True, mode="serialization" if cls is model.TaskStatus else "validation")
+    raw = cls.model_json_schema(
+        by_alias=True, mode="serialization" if cls is model.TaskStatus else "validation"
+    )
     return _structural(raw, raw.get("$defs", {}))
 
 
@@ -88,7 +91,7 @@ def build_crd() -> dict[str, Any]:
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "A coding task for Claude Code: a prompt in, a draft pull request out.",
+                            "description": DESCRIPTION,
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},

@@ -100,15 +100,23 @@ class TaskSpec(_Camel):
         description="The task in plain words.",
     )
     repo: Repo | None = Field(
-        default=None, description="GitHub repository as owner/name; when absent Claude picks it from the prompt."
+        default=None,
+        description="GitHub repository as owner/name; when absent Claude picks it from the prompt.",
     )
-    base_branch: Branch | None = Field(default=None, description="Branch to start from; the default branch if unset.")
+    base_branch: Branch | None = Field(
+        default=None, description="Branch to start from; the default branch if unset."
+    )
     model: Annotated[str, StringConstraints(pattern=MODEL_PATTERN)] | None = Field(
         default=None, description="Claude model alias or name, e.g. sonnet, opus."
     )
-    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_MAX, description="Upper bound on agent turns.")
+    max_turns: int | None = Field(
+        default=None, ge=1, le=MAX_TURNS_MAX, description="Upper bound on agent turns."
+    )
     timeout_seconds: int = Field(
-        default=TIMEOUT_DEFAULT_SECONDS, ge=60, le=TIMEOUT_MAX_SECONDS, description="Deadline for the whole run."
+        default=TIMEOUT_DEFAULT_SECONDS,
+        ge=60,
+        le=TIMEOUT_MAX_SECONDS,
+        description="Deadline for the whole run.",
     )
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first among queued tasks.")
     cancel: bool = Field(default=False, description="Set to true to cancel the task.")
@@ -117,7 +125,8 @@ class TaskSpec(_Camel):
         description="Id of an earlier task whose branch and pull request this task continues.",
     )
     branch: Branch | None = Field(
-        default=None, description="Work on this existing branch (set for follow-ups); default claude/<task-id>."
+        default=None,
+        description="Work on this existing branch (set for follow-ups); default claude/<task-id>.",
     )
 
     @field_validator("prompt")
@@ -159,7 +168,9 @@ class TaskStatus(_Camel):
     pr_url: str | None = None
     error_type: ErrorType | None = None
     message: str | None = None
-    reset_time: dt.datetime | None = Field(default=None, description="When capacity returns (capacity_reached).")
+    reset_time: dt.datetime | None = Field(
+        default=None, description="When capacity returns (capacity_reached)."
+    )
     start_time: dt.datetime | None = None
     completion_time: dt.datetime | None = None
     usage: Usage | None = None
@@ -192,7 +203,6 @@ class JobInput(_Camel):
 
 def branch_for(task_id: str) -> str:
     return f"claude/{task_id}"
-
 
 
 def now() -> dt.datetime:

@@ -8,6 +8,7 @@ The API never starts work itself: it creates tasks, asks to cancel them and read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -85,8 +86,6 @@ class ChangeSignal:
     async def wait(self, version: int, timeout: float) -> int:
         async with self._cond:
             if self.version == version:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._cond.wait_for(lambda: self.version != version), timeout)
-                except TimeoutError:
-                    pass
             return self.version

@@ -1,0 +1,3 @@
+from ccr.cli import main
+
+raise SystemExit(main())

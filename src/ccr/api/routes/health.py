@@ -1,0 +1,31 @@
+"""Liveness with counts (open), and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from ccr import __version__
+from ccr.api.deps import CurrentUser, SettingsDep, StoreDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness and task counts (no auth)")
+async def health(store: StoreDep, settings: SettingsDep) -> dict[str, object]:
+    counts = await store.counts()
+    return {
+        "status": "ok",
+        "version": __version__,
+        "backend": settings.backend.value,
+        "tasks": {phase.value.lower(): n for phase, n in counts.items()},
+        "total": sum(counts.values()),
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+async def metrics(store: StoreDep, user: CurrentUser) -> str:
+    counts = await store.counts()
+    lines = ["# HELP ccr_tasks Tasks by phase.", "# TYPE ccr_tasks gauge"]
+    lines += [f'ccr_tasks{{phase="{phase.value}"}} {n}' for phase, n in counts.items()]
+    return "\n".join(lines) + "\n"

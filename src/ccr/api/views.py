@@ -1,0 +1,66 @@
+"""The JSON the REST API answers with: the original runner's field names, plus ours beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ccr.core.model import ErrorType, Phase, Usage
+from ccr.core.store import TaskRecord
+
+
+class TaskView(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    # The original runner's fields, names unchanged.
+    id: str
+    status: str  # queued | running | completed | failed | cancelled
+    prompt: str
+    started: str | None
+    finished: str | None
+    pr_url: str | None
+    error: str | None
+    errorType: ErrorType | None  # noqa: N815 - the original's name
+    # Ours.
+    phase: Phase
+    created: str
+    repo: str | None
+    branch: str | None
+    model: str | None
+    priority: int
+    cancel_requested: bool
+    session_id: str | None
+    reset_time: str | None
+    usage: Usage | None
+    follow_up_of: str | None
+
+    @classmethod
+    def of(cls, task: TaskRecord) -> TaskView:
+        s = task.status
+        failed = s.phase in (Phase.FAILED, Phase.CANCELLED)
+        return cls(
+            id=task.id,
+            status=s.phase.api_status,
+            prompt=task.spec.prompt,
+            started=_iso(s.start_time),
+            finished=_iso(s.completion_time),
+            pr_url=s.pr_url,
+            error=s.message if failed else None,
+            errorType=s.error_type,
+            phase=s.phase,
+            created=task.created.isoformat(),
+            repo=s.repo or task.spec.repo,
+            branch=s.branch,
+            model=task.spec.model,
+            priority=task.spec.priority,
+            cancel_requested=task.spec.cancel,
+            session_id=s.session_id,
+            reset_time=_iso(s.reset_time),
+            usage=s.usage,
+            follow_up_of=task.spec.follow_up_of,
+        )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,320 @@
+"""The operator's side effects: turn ``reconcile.decide`` and the queue's choice into API calls.
+
+One ``Runtime`` per operator process (kept in kopf's memo). It reads the world from kopf's indexes
+(pre-populated before any handler runs, so a restarted operator never admits on a partial view), writes
+``status`` through the status subresource (the only writer of status), and creates Jobs under one
+admission lock so the concurrency limit holds across all watched namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar, cast
+
+import kopf
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from ccr.core.model import GROUP, PLURAL, VERSION, Phase, now
+from ccr.operator import builders
+from ccr.operator.config import OperatorConfig
+from ccr.operator.reconcile import (
+    Action,
+    Decision,
+    Slot,
+    decide,
+    lane_of,
+    parse_spec,
+    select_admissions,
+    started,
+    status_patch,
+)
+from ccr.operator.views import JobView, PodView, TaskKey, TaskView
+
+log = logging.getLogger("ccr.operator")
+MERGE_PATCH = "application/merge-patch+json"
+# A Job we created but the index has not shown yet still holds its slot for at most this long.
+RESERVATION_SECONDS = 60.0
+
+V = TypeVar("V")
+
+
+def _values(index: Mapping[Any, Iterable[V]] | None, key: Any) -> list[V]:
+    if index is None:
+        return []
+    try:
+        return list(index[key])
+    except KeyError:
+        return []
+
+
+class Indexes:
+    """The three kopf indexes, as handlers receive them (``ccr_tasks``, ``ccr_jobs``, ``ccr_pods``)."""
+
+    def __init__(self) -> None:
+        self.tasks: Mapping[TaskKey, Iterable[TaskView]] | None = None
+        self.jobs: Mapping[TaskKey, Iterable[JobView]] | None = None
+        self.pods: Mapping[TaskKey, Iterable[PodView]] | None = None
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        self.tasks = kwargs.get("ccr_tasks", self.tasks)
+        self.jobs = kwargs.get("ccr_jobs", self.jobs)
+        self.pods = kwargs.get("ccr_pods", self.pods)
+
+    def task(self, key: TaskKey) -> TaskView | None:
+        found = _values(self.tasks, key)
+        return found[0] if found else None
+
+    def job(self, key: TaskKey) -> JobView | None:
+        found = sorted(_values(self.jobs, key), key=lambda j: j.deleting)  # a live Job before a dying one
+        return found[0] if found else None
+
+    def pods_of(self, key: TaskKey) -> list[PodView]:
+        return _values(self.pods, key)
+
+    def all_tasks(self) -> list[TaskView]:
+        if self.tasks is None:
+            return []
+        return [view for key in list(self.tasks) for view in _values(self.tasks, key)]
+
+
+class Runtime:
+    def __init__(self, settings: OperatorConfig) -> None:
+        self.settings = settings
+        self.indexes = Indexes()
+        self.api: client.ApiClient | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._written: dict[str, dict[str, Any]] = {}  # uid -> the status we last wrote
+        self._reserved: dict[TaskKey, float] = {}  # Jobs created, not yet seen in the index
+        self._admit_lock = asyncio.Lock()
+        self._admit_again = False
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            await config.load_kube_config()
+        self.api = client.ApiClient()
+        self.api.configuration.connection_pool_maxsize = 32
+
+    async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.close()
+
+    def forget(self, task: TaskView) -> None:
+        """The task is gone: drop what we remember about it."""
+        self._locks.pop(task.uid, None)
+        self._written.pop(task.uid, None)
+        self._reserved.pop(task.key, None)
+
+    # --- the per-task loop -------------------------------------------------------------------------
+
+    def _fresh(self, task: TaskView) -> TaskView:
+        """The view with the status we last wrote (the watch may not have delivered it yet)."""
+        written = self._written.get(task.uid)
+        if written is None or written == task.status:
+            return task
+        return TaskView(**{**task.__dict__, "status": written})
+
+    def _reserved_now(self, key: TaskKey) -> bool:
+        since = self._reserved.get(key)
+        if since is None:
+            return False
+        if self.indexes.job(key) is not None or time.monotonic() - since > RESERVATION_SECONDS:
+            del self._reserved[key]
+            return False
+        return True
+
+    async def reconcile(self, task: TaskView) -> None:
+        if task.deleting:
+            return  # owner references take the Job and pods with it; nothing to write
+        lock = self._locks.setdefault(task.uid, asyncio.Lock())
+        async with lock:
+            wants_slot = await self._reconcile_locked(task)
+        if wants_slot:
+            await self.admit()
+
+    async def reconcile_key(self, key: TaskKey) -> None:
+        task = self.indexes.task(key)
+        if task is not None:
+            await self.reconcile(task)
+
+    async def _reconcile_locked(self, task: TaskView) -> bool:
+        task = self._fresh(task)
+        if self._reserved_now(task.key):
+            return False  # we just created its Job; the Job's own event brings us back
+        job = self.indexes.job(task.key)
+        pods = self.indexes.pods_of(task.key)
+        grace = self.settings.cancel_grace_seconds
+        d = decide(task, job, pods, now(), cancel_grace_seconds=grace)
+        if Action.VERIFY_JOB_GONE in d.actions:
+            if not await self._job_absent(task.namespace, str(task.status.get("jobName"))):
+                return False  # the index is behind; the Job's event comes
+            d = decide(task, job, pods, now(), job_gone=True, cancel_grace_seconds=grace)
+        if Action.FETCH_LOG in d.actions and d.log_pod:
+            text = await self._log_tail(task.namespace, d.log_pod)
+            d = decide(task, job, pods, now(), log_text=text, cancel_grace_seconds=grace)
+        if Action.DELETE_JOB in d.actions and job is not None:
+            await self._delete_job(job)
+        await self._write(task, d)
+        return Action.ADMIT in d.actions
+
+    async def _write(self, task: TaskView, d: Decision) -> None:
+        patch = status_patch(task.status, d.status)
+        if patch is None:
+            return
+        assert self.api is not None
+        try:
+            api: Any = client.CustomObjectsApi(self.api)
+            await api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, task.namespace, PLURAL, task.name, {"status": patch},
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        self._written[task.uid] = d.status.dump()
+        if d.event is not None:
+            kopf.event(
+                cast(kopf.Body, task.ref), type="Warning" if d.event.warning else "Normal",
+                reason=d.event.reason, message=d.event.message,
+            )
+        log.info("task %s/%s: %s", task.namespace, task.name, d.status.phase.value,
+                 extra={"task": task.name, "namespace": task.namespace})
+
+    # --- the queue ---------------------------------------------------------------------------------
+
+    async def admit(self) -> None:
+        """Start queued tasks while slots are free. Calls that arrive while a round runs coalesce into
+        one more round, so a burst of 500 creations costs a handful of rounds, not 500."""
+        self._admit_again = True
+        if self._admit_lock.locked():
+            return
+        async with self._admit_lock:
+            while self._admit_again:
+                self._admit_again = False
+                await self._admit_round()
+
+    def _status_of(self, task: TaskView) -> Mapping[str, Any]:
+        return self._written.get(task.uid, task.status)
+
+    async def _admit_round(self) -> None:
+        running: list[Slot] = []
+        candidates: list[TaskView] = []
+        for task in self.indexes.all_tasks():
+            job = self.indexes.job(task.key)
+            phase = self._status_of(task).get("phase") or Phase.PENDING.value
+            busy = (
+                (job is not None and job.finished is None)
+                or phase == Phase.RUNNING.value
+                or self._reserved_now(task.key)
+            )
+            if busy:
+                running.append(Slot(task.key, lane_of(task)))
+            elif phase in (Phase.PENDING.value, Phase.QUEUED.value) and job is None and not task.deleting:
+                spec, _ = parse_spec(task.spec)
+                if spec is not None and not spec.cancel:
+                    candidates.append(task)
+        for task in select_admissions(candidates, running, self.settings.max_concurrent):
+            try:
+                await self._start(task)
+            except ApiException as exc:
+                log.warning("task %s/%s: creating its Job failed: %s", task.namespace, task.name, exc.reason,
+                            extra={"task": task.name, "namespace": task.namespace})
+
+    async def _start(self, task: TaskView) -> None:
+        lock = self._locks.setdefault(task.uid, asyncio.Lock())
+        async with lock:
+            task = self._fresh(self.indexes.task(task.key) or task)
+            phase = task.status.get("phase") or Phase.PENDING.value
+            spec, _ = parse_spec(task.spec)
+            busy = self.indexes.job(task.key) is not None
+            if spec is None or spec.cancel or phase not in (Phase.PENDING.value, Phase.QUEUED.value) or busy:
+                return
+            if self._reserved_now(task.key):
+                return
+            owner = task.ref
+            pod_annotations = self.settings.pod_annotations(dict(task.annotations))
+            assert self.api is not None
+            core: Any = client.CoreV1Api(self.api)
+            batch: Any = client.BatchV1Api(self.api)
+            await _create_ok_if_exists(
+                core.create_namespaced_config_map(task.namespace, builders.build_spec_configmap(owner, spec))
+            )
+            job = builders.build_job(owner, spec, self.settings, pod_annotations)
+            await _create_ok_if_exists(batch.create_namespaced_job(task.namespace, job))
+            self._reserved[task.key] = time.monotonic()
+            await self._write(task, started(task, job["metadata"]["name"]))
+
+    # --- Jobs --------------------------------------------------------------------------------------
+
+    async def _job_absent(self, namespace: str, name: str) -> bool:
+        assert self.api is not None
+        try:
+            await client.BatchV1Api(self.api).read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    async def _delete_job(self, job: JobView) -> None:
+        assert self.api is not None
+        try:
+            await client.BatchV1Api(self.api).delete_namespaced_job(
+                job.name, job.namespace, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def _log_tail(self, namespace: str, pod: str) -> str:
+        assert self.api is not None
+        try:
+            text = await client.CoreV1Api(self.api).read_namespaced_pod_log(
+                pod, namespace, container=builders.CONTAINER_NAME, tail_lines=20
+            )
+        except ApiException:
+            return ""
+        return str(text or "")
+
+    async def retain_or_release(self, job: JobView) -> None:
+        """A finished Job keeps its pod (and its log) until the transcript is archived; then it gets
+        its TTL. Without an archiver (no API deployed) it gets it ``archive_wait_seconds`` after finishing."""
+        if job.finished is None or job.ttl is not None or job.deleting:
+            return
+        task = self.indexes.task((job.namespace, job.task_name))
+        if task is not None and task.uid == job.task_uid:
+            phase = self._status_of(task).get("phase")
+            if phase not in {p.value for p in Phase if p.terminal}:
+                return  # its outcome is not recorded yet
+            if not task.archived:
+                finished = job.completion_time or job.start_time
+                age = (now() - dt.datetime.fromisoformat(finished.replace("Z", "+00:00"))).total_seconds() \
+                    if finished else 0.0
+                if age < self.settings.archive_wait_seconds:
+                    return
+        assert self.api is not None
+        try:
+            await client.BatchV1Api(self.api).patch_namespaced_job(
+                job.name, job.namespace, {"spec": {"ttlSecondsAfterFinished": self.settings.job_ttl_seconds}}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+async def _create_ok_if_exists(call: Any) -> None:
+    """Deterministic names make a retried create meet a 409: it already exists, which is what we want."""
+    try:
+        await call
+    except ApiException as exc:
+        if exc.status != 409:
+            raise

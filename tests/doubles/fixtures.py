@@ -1,1 +1,58 @@
 """pytest fixtures for the two test doubles (fake claude, fake GitHub)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.doubles.fake_github import FakeGitHub
+from tests.doubles.jobrun import REPO_ROOT
+
+FAKE_CLAUDE = Path(__file__).resolve().parent / "fake_claude.py"
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    """A started fake GitHub whose token is a random value that matches no token shape (so only the
+    exact-value redaction can hide it)."""
+    gh = FakeGitHub(token=f"fake-gh-token-{secrets.token_hex(16)}").start()
+    try:
+        yield gh
+    finally:
+        gh.stop()
+
+
+@pytest.fixture
+def fake_claude_bin() -> Path:
+    if not os.access(FAKE_CLAUDE, os.X_OK):
+        FAKE_CLAUDE.chmod(0o755)
+    return FAKE_CLAUDE
+
+
+@pytest.fixture
+def job_env(fake_github: FakeGitHub, fake_claude_bin: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment for ``python -m ccr.job`` against the doubles. A fresh, minimal environment (not
+    the test runner's), HOME and the work dir under tmp_path; CCR_ALLOW_ROOT because tests run as root."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + str(REPO_ROOT),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "GITHUB_TOKEN": fake_github.token,
+        "GITHUB_API_URL": fake_github.api_url,
+        "GITHUB_SERVER_URL": fake_github.server_url,
+        "CLAUDE_CODE_OAUTH_TOKEN": f"fake-oauth-{secrets.token_hex(20)}",
+        "CCR_CLAUDE_BIN": str(fake_claude_bin),
+        "CCR_WORKDIR": str(tmp_path / "work"),
+        "CCR_TERMINATION_LOG": str(tmp_path / "termination-log"),
+        "CCR_CANCEL_GRACE_SECONDS": "5",
+        "CCR_ALLOW_ROOT": "1",
+        "FAKE_CLAUDE_LOG": str(tmp_path / "fake-claude.log"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }

@@ -1,0 +1,5 @@
+"""``python -m ccr.job --spec FILE|-``"""
+
+from ccr.job.pipeline import main
+
+raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Reading Claude's stream-json and deciding what a run's outcome was. Pure functions, no I/O.
+
+Order of the failure classes (DESIGN.md "Failure classes"): cancelled (the user asked), timeout (our own
+deadline), auth_expired, capacity_reached (with the reset time), exit_code (anything else). An API failure
+arrives as ``subtype: "success"`` with ``is_error: true``: ``subtype`` is never read alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccr.core.model import ErrorType, Usage
+
+AUTH_STATUSES = frozenset({401})
+CAPACITY_STATUSES = frozenset({429, 529})
+AUTH_ERRORS = frozenset({"authentication_failed", "oauth_token_expired", "invalid_api_key"})
+CAPACITY_ERRORS = frozenset({"rate_limit", "overloaded", "usage_limit"})
+AUTH_TEXT = re.compile(
+    r"please run /login|failed to authenticate|oauth (?:token|session) (?:has )?expired|invalid api key"
+    r"|authentication_failed|invalid bearer token|not logged in",
+    re.IGNORECASE,
+)
+CAPACITY_TEXT = re.compile(
+    r"usage limit|session limit|rate limit|rate_limit|overloaded|limit reached|limit will reset|resets \d",
+    re.IGNORECASE,
+)
+MESSAGE_MAX = 2000
+
+
+@dataclass
+class StreamState:
+    """What the classifier needs from one Claude run, accumulated event by event."""
+
+    session_id: str | None = None
+    result: dict[str, Any] | None = None
+    assistant_errors: list[str] = field(default_factory=list)
+    rejected_reset: int | None = None
+    rate_limit_rejected: bool = False
+    events: int = 0
+
+    def feed_line(self, line: str) -> dict[str, Any] | None:
+        """Parse one stdout line; returns the event, or None when the line is not a JSON object."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(event, dict):
+            return None
+        self.feed(event)
+        return event
+
+    def feed(self, event: dict[str, Any]) -> None:
+        self.events += 1
+        session = event.get("session_id")
+        if isinstance(session, str) and session:
+            self.session_id = session
+        kind = event.get("type")
+        if kind == "result":
+            self.result = event
+        elif kind == "assistant" and isinstance(event.get("error"), str):
+            self.assistant_errors.append(event["error"])
+        elif kind == "rate_limit_event":
+            info = event.get("rate_limit_info")
+            if isinstance(info, dict) and info.get("status") == "rejected":
+                self.rate_limit_rejected = True
+                resets = info.get("resetsAt")
+                if isinstance(resets, int | float):
+                    self.rejected_reset = int(resets)
+
+
+class JobFailure(Exception):
+    """A classified failure raised by a pipeline step: the run stops and reports it."""
+
+    def __init__(self, error_type: ErrorType, message: str, reset_time: dt.datetime | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.reset_time = reset_time
+
+
+@dataclass(frozen=True)
+class Outcome:
+    error_type: ErrorType | None  # None: success
+    message: str
+    reset_time: dt.datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+def classify(
+    state: StreamState,
+    *,
+    exit_code: int | None,
+    timed_out: bool = False,
+    cancelled: bool = False,
+    stderr_tail: str = "",
+) -> Outcome:
+    """The outcome of one Claude run."""
+    result = state.result or {}
+    result_text = _text(result.get("result"))
+    errors = " ".join(str(e) for e in result.get("errors") or [] if isinstance(e, str))
+    status = result.get("api_error_status")
+    texts = " ".join(t for t in (result_text, errors, stderr_tail) if t)
+
+    if cancelled:
+        return Outcome(ErrorType.CANCELLED, "cancelled on request")
+    if timed_out:
+        return Outcome(ErrorType.TIMEOUT, "the task's deadline (timeoutSeconds) passed")
+    if not _failed(state, exit_code):
+        return Outcome(None, _clip(result_text or "done"))
+    if status in AUTH_STATUSES or AUTH_ERRORS.intersection(state.assistant_errors) or AUTH_TEXT.search(texts):
+        return Outcome(
+            ErrorType.AUTH_EXPIRED, _clip(result_text or _last_line(stderr_tail) or "authentication failed")
+        )
+    if (
+        status in CAPACITY_STATUSES
+        or state.rate_limit_rejected
+        or CAPACITY_ERRORS.intersection(state.assistant_errors)
+        or CAPACITY_TEXT.search(texts)
+    ):
+        reset = dt.datetime.fromtimestamp(state.rejected_reset, dt.UTC) if state.rejected_reset else None
+        message = result_text or "usage limit reached"
+        if reset:
+            message = f"{message} (resets at {reset.isoformat()})"
+        return Outcome(ErrorType.CAPACITY_REACHED, _clip(message), reset)
+    return Outcome(ErrorType.EXIT_CODE, _clip(_failure_message(state, exit_code, errors, stderr_tail)))
+
+
+def usage_of(state: StreamState) -> Usage | None:
+    """Cost, tokens and turns from the final result event."""
+    result = state.result
+    if not result:
+        return None
+    raw_tokens = result.get("usage")
+    tokens: dict[str, Any] = raw_tokens if isinstance(raw_tokens, dict) else {}
+    return Usage(
+        cost_usd=_num(result.get("total_cost_usd")),
+        input_tokens=_int(tokens.get("input_tokens")),
+        output_tokens=_int(tokens.get("output_tokens")),
+        cache_read_tokens=_int(tokens.get("cache_read_input_tokens")),
+        cache_creation_tokens=_int(tokens.get("cache_creation_input_tokens")),
+        turns=_int(result.get("num_turns")),
+        duration_ms=_int(result.get("duration_ms")),
+    )
+
+
+def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
+    """Sum two runs' usage (orchestrator + worker); a field stays None only when both are None."""
+    if a is None or b is None:
+        return a or b
+    fields: dict[str, Any] = {}
+    for name in Usage.model_fields:
+        x, y = getattr(a, name), getattr(b, name)
+        fields[name] = None if x is None and y is None else (x or 0) + (y or 0)
+    return Usage(**fields)
+
+
+def structured_output(state: StreamState) -> dict[str, Any] | None:
+    """The ``--json-schema`` answer: ``result.structured_output``, else JSON in the result text."""
+    result = state.result or {}
+    value = result.get("structured_output")
+    if isinstance(value, dict):
+        return value
+    text = _text(result.get("result"))
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if match:
+        try:
+            parsed = json.loads(match.group(0))
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def result_text(state: StreamState) -> str:
+    return _text((state.result or {}).get("result"))
+
+
+def _failed(state: StreamState, exit_code: int | None) -> bool:
+    result = state.result
+    if result is None:
+        return True
+    return bool(result.get("is_error")) or result.get("subtype") != "success" or exit_code not in (0, None)
+
+
+def _failure_message(state: StreamState, exit_code: int | None, errors: str, stderr_tail: str) -> str:
+    result = state.result
+    if result is None:
+        tail = _last_line(stderr_tail)
+        return f"claude exited with code {exit_code} without a result" + (f": {tail}" if tail else "")
+    reason = result.get("terminal_reason") or result.get("subtype") or "error"
+    if result.get("subtype") == "error_max_turns":
+        reason = "max_turns"
+    detail = errors or _text(result.get("result")) or f"exit code {exit_code}"
+    return f"{reason}: {detail}"
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 1] + "…"
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,0 +1,94 @@
+"""The job's output: JSON Lines on stdout (Claude's events and our own), diagnostics on stderr.
+
+Everything written here goes through the one redactor first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+from typing import Any, BinaryIO, Literal, TextIO
+
+from ccr.core.model import JobResult
+from ccr.core.redact import Redactor
+
+PhaseName = Literal["preflight", "orchestrator", "worker", "finish"]
+# Kubernetes keeps at most 4096 bytes of a termination message.
+TERMINATION_LOG_LIMIT = 4096
+
+
+def ccr_event(event: str, **fields: Any) -> dict[str, Any]:
+    ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    return {"type": "ccr", "event": event, **fields, "ts": ts}
+
+
+def result_line(result: JobResult, limit: int | None = None) -> str:
+    """The result event as one JSON line (no newline); with ``limit``, shortened to fit that many bytes,
+    dropping the message's tail first."""
+    payload: dict[str, Any] = {"type": "ccr", "event": "result", **result.dump()}
+    line = _dumps(payload)
+    if limit is None or len(line.encode()) < limit:
+        return line
+    message = str(payload.get("message") or "")
+    while message and len(line.encode()) >= limit:
+        overflow = len(line.encode()) - limit + 1
+        message = message[: max(len(message) - overflow - 1, 0)]
+        payload["message"] = message + "…"
+        line = _dumps(payload)
+    for key in ("usage", "sessionId", "message"):
+        if len(line.encode()) < limit:
+            break
+        payload.pop(key, None)
+        line = _dumps(payload)
+    return line
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+class Emitter:
+    """Thread-safe writer of the job's stdout events and stderr diagnostics."""
+
+    def __init__(self, redactor: Redactor, out: BinaryIO | None = None, err: TextIO | None = None) -> None:
+        self.redactor = redactor
+        self._out = out if out is not None else sys.stdout.buffer
+        self._err = err if err is not None else sys.stderr
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        """Write one already-JSON line (Claude's event) after redaction."""
+        data = (self.redactor.redact(text.rstrip("\n")) + "\n").encode()
+        with self._lock:
+            self._out.write(data)
+            self._out.flush()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.line(_dumps(ccr_event(event, **fields)))
+
+    def phase(self, phase: PhaseName) -> None:
+        self.emit("phase", phase=phase)
+
+    def step(self, step: str, message: str, **extra: Any) -> None:
+        self.emit("step", step=step, message=message, **extra)
+
+    def result(self, result: JobResult) -> str:
+        line = self.redactor.redact(result_line(result))
+        self.line(line)
+        return line
+
+    def diag(self, message: str) -> None:
+        text = self.redactor.redact(message.rstrip("\n")) + "\n"
+        with self._lock:
+            self._err.write(text)
+            self._err.flush()
+
+    def stderr_chunk(self, text: str) -> None:
+        """Already-redacted text (from a :class:`StreamRedactor`) for stderr."""
+        if not text:
+            return
+        with self._lock:
+            self._err.write(text)
+            self._err.flush()

@@ -1,0 +1,430 @@
+"""The job pipeline: preflight -> orchestrator (repo, clone, branch, draft PR) -> worker -> finish.
+
+Entry point: :func:`main` (``python -m ccr.job --spec FILE|-``, ``ccr job``). stdout is JSON Lines, the last
+line is the result; the exit code is 0 on success, 1 otherwise. See docs/job-pipeline.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+
+from ccr.core.model import ErrorType, JobInput, JobResult, Phase, Usage, branch_for
+from ccr.core.redact import Redactor
+from ccr.job import prtext
+from ccr.job.classify import (
+    JobFailure,
+    Outcome,
+    add_usage,
+    classify,
+    result_text,
+    structured_output,
+    usage_of,
+)
+from ccr.job.claude import (
+    ClaudeRun,
+    Control,
+    child_env,
+    orchestrator_argv,
+    orchestrator_prompt,
+    run_claude,
+    worker_argv,
+)
+from ccr.job.config import DEFAULT_TERMINATION_LOG, JobSettings
+from ccr.job.events import TERMINATION_LOG_LIMIT, Emitter, result_line
+from ccr.job.github import GitHub, GitHubError, PullRequest
+from ccr.job.gitops import Git, GitError, Identity, clone_config, clone_url, fresh_workdir
+from ccr.job.preflight import Preflight, run_preflight
+
+# Time the finish phase may always take, even after the deadline: the safety-net push and the PR update.
+FINISH_BUDGET_SECONDS = 60.0
+CANDIDATES_IN_MESSAGE = 20
+
+
+@dataclass
+class Run:
+    """What the stages have established so far; the finish phase reports from it."""
+
+    job: JobInput
+    settings: JobSettings
+    out: Emitter
+    control: Control
+    github: GitHub | None = None
+    repo: str | None = None
+    branch: str | None = None
+    base: str | None = None
+    git: Git | None = None
+    pr: PullRequest | None = None
+    usage: Usage | None = None
+    session_id: str | None = None
+    summary: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def add(self, claude: ClaudeRun) -> None:
+        self.usage = add_usage(self.usage, usage_of(claude.state))
+        self.session_id = claude.state.session_id or self.session_id
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = Emitter(Redactor.from_env())
+    termination_log = Path(os.environ.get("CCR_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG)
+    try:
+        job = read_job(args.spec)
+        settings = _settings()
+    except JobFailure as failure:
+        result = JobResult(status=Phase.FAILED, error_type=failure.error_type, message=failure.message)
+    else:
+        termination_log = settings.termination_log
+        control = Control(job.spec.timeout_seconds, settings.cancel_grace_seconds)
+        _install_signal_handlers(control)
+        result = run_job(job, settings, out, control)
+    out.result(result)
+    write_termination_log(termination_log, result, out)
+    return 0 if result.status is Phase.SUCCEEDED else 1
+
+
+def read_job(source: str) -> JobInput:
+    try:
+        raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JobFailure(ErrorType.INVALID, f"cannot read the task spec {source}: {exc.strerror}") from exc
+    try:
+        return JobInput.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise JobFailure(ErrorType.INVALID, f"invalid task spec: {problems}") from exc
+
+
+def _settings() -> JobSettings:
+    try:
+        return JobSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise JobFailure(ErrorType.INVALID, f"invalid job environment: {problems}") from exc
+
+
+def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control) -> JobResult:
+    """The thin orchestration: each stage raises JobFailure to stop; finish always runs."""
+    run = Run(job=job, settings=settings, out=out, control=control)
+    try:
+        out.phase("preflight")
+        pre = run_preflight(settings)
+        out.redactor = out.redactor.with_secrets(pre.extra_secrets)
+        run.env = child_env(os.environ, settings.github_server_url, pre.home)
+        token = settings.github_token.get_secret_value() if settings.github_token else ""
+        run.github = GitHub(settings.github_api_url, token)
+        _checkpoint(control)
+
+        out.phase("orchestrator")
+        run.repo = select_repo(run)
+        _checkpoint(control)
+        prepare_branch(run, pre)
+        _checkpoint(control)
+        open_pull_request(run)
+        _checkpoint(control)
+
+        out.phase("worker")
+        outcome = run_worker(run)
+    except JobFailure as failure:
+        outcome = Outcome(failure.error_type, failure.message, failure.reset_time)
+    except (GitError, GitHubError) as exc:
+        outcome = Outcome(_infra_error_type(exc), str(exc))
+    if control.cancel.is_set() and outcome.error_type is not ErrorType.CANCELLED:
+        outcome = Outcome(ErrorType.CANCELLED, "cancelled on request")
+    elif control.timed_out and outcome.error_type not in (ErrorType.TIMEOUT, ErrorType.CANCELLED):
+        outcome = Outcome(ErrorType.TIMEOUT, "the task's deadline (timeoutSeconds) passed")
+
+    out.phase("finish")
+    result = finish(run, outcome)
+    if run.github:
+        run.github.close()
+    return result
+
+
+def select_repo(run: Run) -> str:
+    spec, out = run.job.spec, run.out
+    if spec.repo:
+        out.step("repo_selected", f"{spec.repo} (named in the task)", repo=spec.repo)
+        return spec.repo
+    assert run.github is not None
+    candidates = run.github.list_repos()
+    if not candidates:
+        raise JobFailure(ErrorType.INVALID, "the task names no repository and GITHUB_TOKEN reaches none")
+    names = [str(repo["full_name"]) for repo in candidates]
+    named = repos_named_in(spec.prompt, names)
+    if len(named) == 1:
+        out.step("repo_selected", f"{named[0]} (named in the prompt)", repo=named[0])
+        return named[0]
+    workdir = Path(tempfile.mkdtemp(prefix="ccr-orchestrator-"))
+    claude = run_claude(
+        orchestrator_argv(run.settings.claude_bin, spec.model),
+        orchestrator_prompt(spec.prompt, candidates),
+        cwd=workdir,
+        env=run.env,
+        out=out,
+        control=run.control,
+    )
+    run.add(claude)
+    outcome = _classify(claude)
+    if not outcome.ok:
+        assert outcome.error_type is not None
+        raise JobFailure(
+            outcome.error_type, f"choosing the repository: {outcome.message}", outcome.reset_time
+        )
+    answer = structured_output(claude.state) or {}
+    chosen = _canonical(str(answer.get("repo") or ""), names)
+    if chosen is None:
+        reason = " ".join(str(answer.get("reason") or "").split())
+        raise JobFailure(ErrorType.INVALID, ambiguous_message(names, reason))
+    out.step("repo_selected", f"{chosen} (chosen by Claude)", repo=chosen)
+    return chosen
+
+
+def repos_named_in(prompt: str, names: Sequence[str]) -> list[str]:
+    """Candidates whose owner/name appears in the prompt as a whole word (no tokens spent on those)."""
+    lowered = prompt.lower()
+    found = []
+    for name in names:
+        pattern = r"(?<![\w./-])" + re.escape(name.lower()) + r"(?![\w/-])"
+        if name.lower() in lowered and re.search(pattern, lowered):
+            found.append(name)
+    return found
+
+
+def ambiguous_message(names: Sequence[str], reason: str) -> str:
+    shown = ", ".join(names[:CANDIDATES_IN_MESSAGE])
+    more = f" and {len(names) - CANDIDATES_IN_MESSAGE} more" if len(names) > CANDIDATES_IN_MESSAGE else ""
+    because = f" ({reason})" if reason else ""
+    return (
+        f"could not tell which repository the prompt means{because}; name one in the task's repo field. "
+        f"Candidates: {shown}{more}"
+    )
+
+
+def prepare_branch(run: Run, pre: Preflight) -> None:
+    """Clone with the credential helper, then the task branch: the existing one (follow-up, retry) or a new
+    one with an empty start commit, pushed."""
+    assert run.github is not None and run.repo is not None
+    spec, settings, out = run.job.spec, run.settings, run.out
+    try:
+        info = run.github.repo(run.repo)
+    except GitHubError as exc:
+        if exc.status == 404:
+            raise JobFailure(
+                ErrorType.INVALID, f"repository {run.repo} not found (or GITHUB_TOKEN cannot see it)"
+            ) from exc
+        raise
+    run.repo = str(info.get("full_name") or run.repo)
+    run.branch = spec.branch or branch_for(run.job.id)
+    base = run.base = spec.base_branch or str(info.get("default_branch") or "main")
+    target = fresh_workdir(settings.workdir, run.repo)
+    git = Git(target, run.env)
+    started = time.monotonic()
+    git.clone(
+        clone_url(settings.github_server_url, run.repo),
+        clone_config(settings.github_server_url, Identity.from_github_user(pre.user)),
+        spec.base_branch,
+        timeout=_budget(run.control),
+    )
+    run.git = git
+    out.step("clone", f"cloned {run.repo} ({base}) in {time.monotonic() - started:.1f}s", path=str(target))
+    if git.has_remote_branch(run.branch):
+        git.checkout_remote_branch(run.branch)
+        out.step("branch", f"continuing on the existing branch {run.branch}", branch=run.branch)
+        return
+    git.start_branch(
+        run.branch, f"Start task {run.job.id}\n\n{prtext.pr_title(spec.prompt)}", _budget(run.control)
+    )
+    out.step("branch", f"created {run.branch} from {base}", branch=run.branch)
+    out.step("push", f"pushed {run.branch}", branch=run.branch)
+
+
+def open_pull_request(run: Run) -> None:
+    """The draft PR exists before the worker starts; a follow-up finds the open one for its branch."""
+    assert run.github is not None and run.repo is not None and run.branch is not None
+    redact = run.out.redactor.redact
+    owner = run.repo.split("/")[0]
+    pr = run.github.find_pull(run.repo, owner, run.branch)
+    if pr is None:
+        pr = run.github.create_pull(
+            run.repo,
+            title=redact(prtext.pr_title(run.job.spec.prompt)),
+            head=run.branch,
+            base=run.base or "main",
+            body=redact(prtext.pr_body(run.job.id, run.job.spec.prompt)),
+        )
+        run.out.step("pr_opened", f"opened draft pull request #{pr.number}", url=pr.url)
+    else:
+        run.out.step("pr_opened", f"continuing pull request #{pr.number}", url=pr.url)
+    run.pr = pr
+
+
+def run_worker(run: Run) -> Outcome:
+    assert run.git is not None
+    spec = run.job.spec
+    claude = run_claude(
+        worker_argv(run.settings.claude_bin, spec.model, spec.max_turns),
+        spec.prompt,
+        cwd=run.git.cwd,
+        env=run.env,
+        out=run.out,
+        control=run.control,
+    )
+    run.add(claude)
+    run.summary = result_text(claude.state)
+    return _classify(claude)
+
+
+def finish(run: Run, outcome: Outcome) -> JobResult:
+    """Safety net, PR update (and comment when stopped), mark-ready; never raises."""
+    out = run.out
+    if run.control.cancel.is_set():
+        out.step("cancel_requested", "SIGTERM received: Claude was stopped")
+    pushed = safety_net(run, outcome)
+    usage = (run.usage or Usage()).model_copy(
+        update={"duration_ms": int((time.monotonic() - run.control.started) * 1000)}
+    )
+    result = JobResult(
+        status=_status(outcome),
+        error_type=outcome.error_type,
+        message=outcome.message,
+        repo=run.repo,
+        branch=run.branch,
+        pr_url=run.pr.url if run.pr else None,
+        session_id=run.session_id,
+        reset_time=outcome.reset_time,
+        usage=usage,
+    )
+    if run.pr and run.github and run.repo:
+        _report_on_pr(run, result, outcome, pushed)
+    return result
+
+
+def safety_net(run: Run, outcome: Outcome) -> str:
+    """Commit a dirty tree as WIP and push anything unpushed. Returns a sentence for the PR comment."""
+    git, branch, out = run.git, run.branch, run.out
+    if git is None or branch is None:
+        return "nothing had been cloned yet."
+    try:
+        committed = False
+        if git.is_dirty():
+            label = outcome.error_type.value if outcome.error_type else "succeeded"
+            git.commit_all(f"WIP: uncommitted work saved by claude-code-runner ({label})")
+            committed = True
+        if committed or git.unpushed(branch) != 0:
+            git.push(branch, timeout=FINISH_BUDGET_SECONDS)
+            what = (
+                "committed the uncommitted work as WIP and pushed" if committed else "pushed unpushed commits"
+            )
+            out.step("safety_net", f"{what} to {branch}", commit=git.head())
+            return f"the work in progress was {'committed and ' if committed else ''}pushed to `{branch}`."
+        out.step("safety_net", "nothing to save: the tree is clean and every commit is pushed")
+        return f"all work was already pushed to `{branch}`."
+    except GitError as exc:
+        out.step("safety_net", f"could not save the work: {exc}")
+        return f"saving the work in progress failed: {exc}"
+
+
+def _report_on_pr(run: Run, result: JobResult, outcome: Outcome, pushed: str) -> None:
+    assert run.github is not None and run.repo is not None and run.pr is not None
+    out, github, repo, pr = run.out, run.github, run.repo, run.pr
+    redact = out.redactor.redact
+    summary, blockers = prtext.split_blockers(run.summary)
+    if not outcome.ok and not blockers:
+        blockers = outcome.message
+    try:
+        current = github.get_pull(repo, pr.number)
+        body = prtext.with_outcome(current.body, prtext.outcome_section(result, summary, blockers))
+        run.pr = github.update_pull(repo, pr.number, body=redact(body))
+        out.step("pr_updated", f"pull request #{pr.number} updated with the outcome", url=pr.url)
+        if outcome.error_type in (ErrorType.CANCELLED, ErrorType.TIMEOUT):
+            assert outcome.error_type is not None
+            github.comment(repo, pr.number, redact(prtext.stop_comment(outcome.error_type, pushed)))
+            out.step("pr_comment", f"commented on #{pr.number}: {outcome.error_type.value}")
+        if outcome.ok and run.settings.mark_ready_on_success and run.pr.draft:
+            github.mark_ready(run.pr)
+            out.step("pr_ready", f"pull request #{pr.number} marked ready for review", url=pr.url)
+    except (GitHubError, OSError) as exc:
+        out.step("pr_updated", f"could not update pull request #{pr.number}: {exc}")
+    except Exception as exc:  # httpx transport errors must not lose the result line
+        out.step("pr_updated", f"could not update pull request #{pr.number}: {type(exc).__name__}: {exc}")
+
+
+def write_termination_log(path: Path, result: JobResult, out: Emitter) -> None:
+    """Kubernetes' termination message: the result line, kept under 4096 bytes. The default path is used
+    only when it exists (in a pod); an explicit CCR_TERMINATION_LOG is created."""
+    if path == DEFAULT_TERMINATION_LOG and not (path.exists() and os.access(path, os.W_OK)):
+        return
+    try:
+        path.write_text(out.redactor.redact(result_line(result, TERMINATION_LOG_LIMIT)), encoding="utf-8")
+    except OSError as exc:
+        out.diag(f"cannot write the termination message to {path}: {exc.strerror}")
+
+
+def _classify(claude: ClaudeRun) -> Outcome:
+    return classify(
+        claude.state,
+        exit_code=claude.exit_code,
+        timed_out=claude.timed_out,
+        cancelled=claude.cancelled,
+        stderr_tail=claude.stderr_tail,
+    )
+
+
+def _status(outcome: Outcome) -> Phase:
+    if outcome.ok:
+        return Phase.SUCCEEDED
+    return Phase.CANCELLED if outcome.error_type is ErrorType.CANCELLED else Phase.FAILED
+
+
+def _infra_error_type(exc: Exception) -> ErrorType:
+    if isinstance(exc, GitHubError):
+        if exc.status == 401:
+            return ErrorType.AUTH_EXPIRED
+        if exc.status in (403, 404, 422):
+            return ErrorType.INVALID
+    return ErrorType.EXIT_CODE
+
+
+def _canonical(answer: str, names: Sequence[str]) -> str | None:
+    wanted = answer.strip().lower()
+    return next((name for name in names if name.lower() == wanted), None) if wanted else None
+
+
+def _checkpoint(control: Control) -> None:
+    if control.cancel.is_set():
+        raise JobFailure(ErrorType.CANCELLED, "cancelled on request")
+    if control.timed_out:
+        raise JobFailure(ErrorType.TIMEOUT, "the task's deadline (timeoutSeconds) passed")
+
+
+def _budget(control: Control) -> float:
+    return max(control.remaining(), 1.0)
+
+
+def _install_signal_handlers(control: Control) -> None:
+    """SIGTERM/SIGINT only set the flag: the main loop stops claude and finishes (no I/O in a handler)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        control.cancel.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccr job", description="Run one task: prompt in, pull request out.")
+    parser.add_argument("--spec", required=True, help='JSON {"id": ..., "spec": {...}} file, or - for stdin')
+    return parser

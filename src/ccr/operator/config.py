@@ -22,6 +22,10 @@ class OperatorConfig(OperatorSettings):
         default=24 * 3600, ge=0,
         description="A finished Job whose transcript nobody archived gets its TTL after this long anyway.",
     )
+    job_pod_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description='Annotations for every job pod, as JSON (e.g. {"sidecar.istio.io/inject": "false"}).',
+    )
     pod_annotation_prefixes: str = Field(
         default="",
         description="Comma-separated annotation prefixes copied from a ClaudeTask to its job pod (e.g. for "
@@ -30,10 +34,10 @@ class OperatorConfig(OperatorSettings):
     liveness_port: int = Field(default=8080, ge=0, le=65535, description="/healthz port; 0 disables it.")
 
     def pod_annotations(self, task_annotations: dict[str, str]) -> dict[str, str]:
+        """The job pod's annotations: the configured ones plus the task's under the allowed prefixes."""
         prefixes = tuple(p.strip() for p in self.pod_annotation_prefixes.split(",") if p.strip())
-        if not prefixes:
-            return {}
-        return {k: v for k, v in task_annotations.items() if k.startswith(prefixes)}
+        passed = {k: v for k, v in task_annotations.items() if k.startswith(prefixes)} if prefixes else {}
+        return {**self.job_pod_annotations, **passed}
 
     def watched_namespaces(self) -> list[str]:
         """CCR_NAMESPACES split, or the operator's own namespace (POD_NAMESPACE or the pod's SA file)."""

@@ -39,6 +39,7 @@ log = logging.getLogger("ccr.operator")
 MERGE_PATCH = "application/merge-patch+json"
 # A Job we created but the index has not shown yet still holds its slot for at most this long.
 RESERVATION_SECONDS = 60.0
+START_PARALLELISM = 16  # Jobs created concurrently in one admission round
 
 V = TypeVar("V")
 
@@ -136,16 +137,19 @@ class Runtime:
             return  # owner references take the Job and pods with it; nothing to write
         lock = self._locks.setdefault(task.uid, asyncio.Lock())
         async with lock:
-            wants_slot = await self._reconcile_locked(task)
+            wants_slot = await self._reconcile_locked(task, defer_queued=True)
         if wants_slot:
+            # Try to start it before writing Queued: a task with a free slot goes straight to Running.
             await self.admit()
+            async with lock:
+                await self._reconcile_locked(self.indexes.task(task.key) or task, defer_queued=False)
 
     async def reconcile_key(self, key: TaskKey) -> None:
         task = self.indexes.task(key)
         if task is not None:
             await self.reconcile(task)
 
-    async def _reconcile_locked(self, task: TaskView) -> bool:
+    async def _reconcile_locked(self, task: TaskView, *, defer_queued: bool) -> bool:
         task = self._fresh(task)
         if self._reserved_now(task.key):
             return False  # we just created its Job; the Job's own event brings us back
@@ -162,6 +166,8 @@ class Runtime:
             d = decide(task, job, pods, now(), log_text=text, cancel_grace_seconds=grace)
         if Action.DELETE_JOB in d.actions and job is not None:
             await self._delete_job(job)
+        if Action.ADMIT in d.actions and defer_queued:
+            return True
         await self._write(task, d)
         return Action.ADMIT in d.actions
 
@@ -222,12 +228,18 @@ class Runtime:
                 spec, _ = parse_spec(task.spec)
                 if spec is not None and not spec.cancel:
                     candidates.append(task)
-        for task in select_admissions(candidates, running, self.settings.max_concurrent):
-            try:
-                await self._start(task)
-            except ApiException as exc:
-                log.warning("task %s/%s: creating its Job failed: %s", task.namespace, task.name, exc.reason,
-                            extra={"task": task.name, "namespace": task.namespace})
+        chosen = select_admissions(candidates, running, self.settings.max_concurrent)
+        gate = asyncio.Semaphore(START_PARALLELISM)
+
+        async def start(task: TaskView) -> None:
+            async with gate:
+                try:
+                    await self._start(task)
+                except ApiException as exc:
+                    log.warning("task %s/%s: creating its Job failed: %s", task.namespace, task.name,
+                                exc.reason, extra={"task": task.name, "namespace": task.namespace})
+
+        await asyncio.gather(*(start(task) for task in chosen))
 
     async def _start(self, task: TaskView) -> None:
         lock = self._locks.setdefault(task.uid, asyncio.Lock())

@@ -52,7 +52,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=GROUP, key="last-handled-configuration", ignored_fields=["spec.prompt"]
     )
     settings.persistence.finalizer = f"{GROUP}/operator"  # never added: no handler needs a finalizer
-    settings.posting.level = logging.INFO
+    settings.posting.level = logging.WARNING  # our own Events mark the transitions; no per-call spam
     settings.scanning.disabled = True  # serve the configured namespaces only: no cluster-wide RBAC
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

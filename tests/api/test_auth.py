@@ -25,7 +25,9 @@ def test_every_page_redirects_to_setup_until_the_admin_exists(server: CcrServer)
 def test_fifty_concurrent_setups_create_exactly_one_admin(server: CcrServer) -> None:
     def attempt(i: int) -> int:
         with server.client() as client:
-            return client.post("/setup", json={"username": f"user{i}", "password": f"password-{i:04d}"}).status_code
+            return client.post(
+                "/setup", json={"username": f"user{i}", "password": f"password-{i:04d}"}
+            ).status_code
 
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         codes = list(pool.map(attempt, range(50)))
@@ -41,7 +43,9 @@ def test_setup_validates_and_never_truncates(server: CcrServer) -> None:
         assert short.status_code == 422 and "password" in short.text
         long = client.post("/setup", json={"username": "admin", "password": "x" * 1025})
         assert long.status_code == 422
-        form = client.post("/setup", data={"username": "admin", "password": "p" * 100}, follow_redirects=False)
+        form = client.post(
+            "/setup", data={"username": "admin", "password": "p" * 100}, follow_redirects=False
+        )
         assert form.status_code == 303 and form.headers["location"] == "/"
         cookie = form.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
@@ -53,7 +57,9 @@ def test_setup_validates_and_never_truncates(server: CcrServer) -> None:
 def test_secure_cookie_behind_tls_proxy(server: CcrServer) -> None:
     with server.client() as client:
         response = client.post(
-            "/setup", json={"username": ADMIN[0], "password": ADMIN[1]}, headers={"X-Forwarded-Proto": "https"}
+            "/setup",
+            json={"username": ADMIN[0], "password": ADMIN[1]},
+            headers={"X-Forwarded-Proto": "https"},
         )
         assert response.status_code == 200
         assert "Secure" in response.headers["set-cookie"]
@@ -80,15 +86,20 @@ def test_cookie_writes_need_same_origin_or_csrf_token(server: CcrServer) -> None
         assert cross.status_code == 403
         bare = browser.post("/task", json={"prompt": "x"})  # no Origin, no token: refused
         assert bare.status_code == 403
-        assert browser.post("/task", json={"prompt": "x"}, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+        assert (
+            browser.post("/task", json={"prompt": "x"}, headers={"Sec-Fetch-Site": "same-origin"}).status_code
+            == 200
+        )
     assert json.loads(session.get("/tasks").text).__len__() == 1  # only the same-origin write landed
 
 
 def test_failed_logins_are_throttled(server: CcrServer) -> None:
     server.admin_session().close()
     with server.client() as client:
-        codes = [client.post("/login", json={"username": "admin", "password": "wrong-password"}).status_code
-                 for _ in range(5)]
+        codes = [
+            client.post("/login", json={"username": "admin", "password": "wrong-password"}).status_code
+            for _ in range(5)
+        ]
         assert codes == [401] * 5
         blocked = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]})
         assert blocked.status_code == 429
@@ -102,7 +113,11 @@ def test_tokens_are_minted_by_sessions_only_and_stored_hashed(server: CcrServer)
     with server.client() as client:
         assert client.post("/token/generate", headers=auth).status_code == 401  # a token cannot mint tokens
         status = client.get("/token", headers=auth).json()
-        assert status["exists"] is True and token not in json.dumps(status) and status["token"].startswith("ccr_")
+        assert (
+            status["exists"] is True
+            and token not in json.dumps(status)
+            and status["token"].startswith("ccr_")
+        )
         assert client.get("/token").status_code == 401
         assert client.delete("/token").status_code == 401
         assert client.get("/tasks", headers={"Authorization": "Bearer ccr_wrong"}).status_code == 401
@@ -129,11 +144,17 @@ def test_original_bcrypt_auth_json_verifies_and_is_upgraded(tmp_path) -> None:
     try:
         with srv.client() as client:
             assert client.post("/setup", json={"username": "x", "password": "password123"}).status_code == 409
-            assert client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code == 200
+            assert (
+                client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code
+                == 200
+            )
         stored = sqlite3.connect(data / "auth.db").execute("SELECT password_hash FROM admin").fetchone()[0]
         assert stored.startswith("$argon2"), "the bcrypt hash is upgraded on login"
         with srv.client() as client:
-            assert client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code == 200
+            assert (
+                client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code
+                == 200
+            )
     finally:
         srv.stop()
 
@@ -149,7 +170,9 @@ def test_session_secret_is_honoured(tmp_path) -> None:
         with again.client(cookies={"ccr_session": cookie}) as client:
             assert client.get("/tasks").status_code == 200
         again.stop()
-        other = CcrServer(tmp_path / "data", env={"SESSION_SECRET": "another-secret-of-enough-length"}).start()
+        other = CcrServer(
+            tmp_path / "data", env={"SESSION_SECRET": "another-secret-of-enough-length"}
+        ).start()
         with other.client(cookies={"ccr_session": cookie}) as client:
             assert client.get("/tasks").status_code == 401
     finally:
@@ -174,7 +197,17 @@ def test_openapi_docs_are_served_without_a_cdn(server: CcrServer) -> None:
         docs = client.get("/docs")
         assert docs.status_code == 200 and "cdn.jsdelivr" not in docs.text
         paths = client.get("/openapi.json").json()["paths"]
-        for path in ("/task", "/task/{task_id}", "/task/{task_id}/logs", "/tasks", "/health", "/token/generate",
-                     "/token", "/task/{task_id}/cancel", "/task/{task_id}/retry"):
+        for path in (
+            "/task",
+            "/task/{task_id}",
+            "/task/{task_id}/logs",
+            "/tasks",
+            "/health",
+            "/token/generate",
+            "/token",
+            "/task/{task_id}/cancel",
+            "/task/{task_id}/retry",
+        ):
             assert path in paths
-        assert isinstance(httpx.get(server.url + "/health").json()["tasks"], dict)
+        health = httpx.get(server.url + "/health").json()
+        assert health["ok"] is True and health["tasks"] == 0 and health["running"] == 0

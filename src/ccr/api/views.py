@@ -21,7 +21,9 @@ class TaskView(BaseModel):
     finished: str | None
     pr_url: str | None
     error: str | None
-    errorType: ErrorType | None  # noqa: N815 - the original's name
+    errorType: ErrorType | None
+    startedAt: str | None  # the names the original's integrations read (clawdbot SKILL.md)
+    completedAt: str | None
     # Ours.
     phase: Phase
     created: str
@@ -48,6 +50,8 @@ class TaskView(BaseModel):
             pr_url=s.pr_url,
             error=s.message if failed else None,
             errorType=s.error_type,
+            startedAt=_iso(s.start_time),
+            completedAt=_iso(s.completion_time),
             phase=s.phase,
             created=task.created.isoformat(),
             repo=s.repo or task.spec.repo,

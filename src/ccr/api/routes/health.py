@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from ccr import __version__
 from ccr.api.deps import CurrentUser, SettingsDep, StoreDep
+from ccr.core.model import Phase
 
 router = APIRouter(tags=["health"])
 
@@ -15,11 +16,13 @@ router = APIRouter(tags=["health"])
 async def health(store: StoreDep, settings: SettingsDep) -> dict[str, object]:
     counts = await store.counts()
     return {
-        "status": "ok",
+        "ok": True,  # the original's fields: ok, tasks (a count), running
+        "tasks": sum(counts.values()),
+        "running": counts[Phase.RUNNING],
+        "queued": counts[Phase.QUEUED] + counts[Phase.PENDING],
+        "counts": {phase.value.lower(): n for phase, n in counts.items()},
         "version": __version__,
         "backend": settings.backend.value,
-        "tasks": {phase.value.lower(): n for phase, n in counts.items()},
-        "total": sum(counts.values()),
     }
 
 

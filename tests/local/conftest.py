@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.doubles.fake_github import FakeGitHub
+from tests.server import CcrServer
+
+REPO = "acme/widgets"
+
+
+@pytest.fixture
+def local_env(job_env: dict[str, str], fake_github: FakeGitHub) -> dict[str, str]:
+    """`ccr serve`'s environment for running tasks against the fake claude and the fake GitHub."""
+    fake_github.add_repo(REPO, files={"README.md": "# widgets\n"})
+    fake_github.add_repo("acme/gadgets", files={"README.md": "# gadgets\n"})
+    env = {k: v for k, v in job_env.items() if k not in ("CCR_WORKDIR", "CCR_TERMINATION_LOG")}
+    return {**env, "CCR_CANCEL_GRACE_SECONDS": "5"}
+
+
+@pytest.fixture
+def local_server(tmp_path: Path, local_env: dict[str, str]) -> Iterator[CcrServer]:
+    srv = CcrServer(tmp_path / "data", env=local_env).start()
+    yield srv
+    srv.stop()

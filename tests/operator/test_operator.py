@@ -124,6 +124,10 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     assert all(c["observedGeneration"] == done["metadata"]["generation"] for c in st["conditions"])
     table = kube.kubectl("get", "ct", "-n", ns).stdout
     assert "Succeeded" in table and "pull/7" in table
+    # no finalizer anywhere (nothing can get stuck while the operator is down), no kopf annotations
+    assert not done["metadata"].get("finalizers")
+    assert not client.BatchV1Api(api).read_namespaced_job(job_name, ns).metadata.finalizers
+    assert not [k for k in done["metadata"].get("annotations", {}) if "kopf" in k or k.startswith("ccr.dev/")]
     # Events on the transitions, no kopf bookkeeping in status
     events = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.name=hello-yaml").items
     reasons = {e.reason for e in events}

@@ -9,6 +9,8 @@ admission lock so the concurrency limit holds across all watched namespaces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import datetime as dt
 import logging
 import time
@@ -82,6 +84,11 @@ class Indexes:
             return []
         return [view for key in list(self.tasks) for view in _values(self.tasks, key)]
 
+    def all_jobs(self) -> list[JobView]:
+        if self.jobs is None:
+            return []
+        return [view for key in list(self.jobs) for view in _values(self.jobs, key)]
+
 
 class Runtime:
     def __init__(self, settings: OperatorConfig) -> None:
@@ -93,6 +100,7 @@ class Runtime:
         self._reserved: dict[TaskKey, float] = {}  # Jobs created, not yet seen in the index
         self._admit_lock = asyncio.Lock()
         self._admit_again = False
+        self._resync: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -105,8 +113,40 @@ class Runtime:
         self.api.configuration.connection_pool_maxsize = 32
 
     async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
         if self.api is not None:
             await self.api.close()
+
+    def attach(self, kwargs: Mapping[str, Any]) -> None:
+        """Called by every handler: take the indexes, and start the resync loop on first use, in the
+        handler's context (so ``kopf.event`` works from the loop as from a handler)."""
+        self.indexes.bind(kwargs)
+        if self._resync is None:
+            self._resync = asyncio.create_task(
+                self._resync_loop(), name="ccr-resync", context=contextvars.copy_context()
+            )
+
+    async def _resync_loop(self) -> None:
+        """The level-based safety net: every unfinished task and every finished Job without a TTL is looked
+        at again, and the queue gets a round, whatever events were missed."""
+        terminal = {p.value for p in Phase if p.terminal}
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                for task in self.indexes.all_tasks():
+                    if self._status_of(task).get("phase") not in terminal:
+                        await self.reconcile(task)
+                for job in self.indexes.all_jobs():
+                    if job.finished is not None and job.ttl is None:
+                        await self.retain_or_release(job)
+                await self.admit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("resync failed; next round in %ss", self.settings.resync_seconds)
 
     def forget(self, task: TaskView) -> None:
         """The task is gone: drop what we remember about it."""

@@ -4,10 +4,11 @@ effects), ``reconcile`` (pure decisions) and ``builders`` (pure manifests).
 Run with ``ccr operator`` (``ccr.operator.main.run``), ``python -m ccr.operator`` or
 ``kopf run -m ccr.operator.main --standalone --namespace NS``.
 
-Every handler is level-based: a ClaudeTask, Job or pod event, or the periodic timer, all end in the same
-``Runtime.reconcile`` of the task concerned, which looks only at the current state. No change-detection
-handler, no finalizer: nothing kopf writes to the objects, nothing that could leave a task stuck in
-deletion while the operator is down.
+Every handler is level-based: a ClaudeTask, Job or pod event, or the periodic resync, all end in the same
+``Runtime.reconcile`` of the task concerned, which looks only at the current state. Only event handlers
+and indexes: no change-detection handler and no kopf timer (both would make kopf add a finalizer), so
+nothing kopf writes to the objects and nothing can leave a task stuck in deletion while the operator is
+down. The resync is the Runtime's own loop (``CCR_RESYNC_SECONDS``).
 """
 
 from __future__ import annotations
@@ -25,23 +26,11 @@ from ccr.operator.views import TaskKey, job_view, pod_view, task_view
 
 SETTINGS = OperatorConfig()
 MANAGED = {builders.MANAGED_BY_LABEL: builders.MANAGED_BY}
-TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 
 
 def _runtime(memo: Any) -> Runtime:
     runtime: Runtime = memo["ccr"]
     return runtime
-
-
-def _unfinished(**kwargs: Any) -> bool:
-    return kwargs["status"].get("phase") not in TERMINAL
-
-
-def _finished_without_ttl(**kwargs: Any) -> bool:
-    spec, status = kwargs["spec"], kwargs["status"]
-    done = any(c.get("status") == "True" and c.get("type") in ("Complete", "Failed")
-               for c in status.get("conditions") or [])
-    return done and spec.get("ttlSecondsAfterFinished") is None
 
 
 @kopf.on.startup()
@@ -66,7 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     if "ccr" in memo:
-        await _runtime(memo).stop()
+        await _runtime(memo).stop()  # also ends the resync loop
 
 
 @kopf.on.login()
@@ -101,7 +90,7 @@ def ccr_pods(body: kopf.Body, **_: Any) -> dict[TaskKey, Any] | None:
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def task_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     runtime = _runtime(memo)
-    runtime.indexes.bind(kwargs)
+    runtime.attach(kwargs)
     view = task_view(body)
     if type == "DELETED":
         runtime.forget(view)
@@ -110,36 +99,20 @@ async def task_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwarg
     await runtime.reconcile(view)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.resync_seconds, when=_unfinished)
-async def task_resync(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    runtime = _runtime(memo)
-    runtime.indexes.bind(kwargs)
-    await runtime.reconcile(task_view(body))
-    await runtime.admit()
-
-
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     runtime = _runtime(memo)
-    runtime.indexes.bind(kwargs)
+    runtime.attach(kwargs)
     view = job_view(body)
     await runtime.reconcile_key((view.namespace, view.task_name))
     await runtime.retain_or_release(view)
     await runtime.admit()
 
 
-@kopf.timer("batch", "v1", "jobs", labels=MANAGED, interval=max(SETTINGS.resync_seconds, 30.0),
-            when=_finished_without_ttl)
-async def job_retention(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    runtime = _runtime(memo)
-    runtime.indexes.bind(kwargs)
-    await runtime.retain_or_release(job_view(body))
-
-
 @kopf.on.event("v1", "pods", labels=MANAGED)
 async def pod_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     runtime = _runtime(memo)
-    runtime.indexes.bind(kwargs)
+    runtime.attach(kwargs)
     view = pod_view(body)
     await runtime.reconcile_key((view.namespace, view.task_name))
 

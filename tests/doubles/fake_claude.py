@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,10 @@ def tool_result(tool_id: str, content: str) -> None:
     emit(
         {
             "type": "user",
-            "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": content}]},
+            "message": {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": content}],
+            },
             "parent_tool_use_id": None,
             "session_id": SESSION,
         }
@@ -169,8 +173,12 @@ def result(message: str, *, turns: int = 3, cost: float = 0.0612, is_error: bool
             "result": message,
             "session_id": SESSION,
             "total_cost_usd": cost,
-            "usage": {"input_tokens": 26, "cache_creation_input_tokens": 9800, "cache_read_input_tokens": 20000,
-                      "output_tokens": 245},
+            "usage": {
+                "input_tokens": 26,
+                "cache_creation_input_tokens": 9800,
+                "cache_read_input_tokens": 20000,
+                "output_tokens": 245,
+            },
             "permission_denials": [],
             "terminal_reason": "completed",
             **extra,
@@ -186,7 +194,9 @@ def edit(path: str, line: str) -> None:
 
 
 def commit(message: str, push: bool) -> str:
-    tool_id = tool_use("Bash", {"command": f"git add -A && git commit -m {message!r}" + (" && git push" if push else "")})
+    tool_id = tool_use(
+        "Bash", {"command": f"git add -A && git commit -m {message!r}" + (" && git push" if push else "")}
+    )
     git("add", "--all")
     git("commit", "--quiet", "-m", message)
     sha = git("rev-parse", "HEAD").strip()
@@ -205,9 +215,18 @@ def worker_success(args: list[str], cwd: str, model: str | None) -> int:
     text("I'll check the repository state first.")
     tool_id = tool_use("Bash", {"command": "git status --short && git branch --show-current"})
     tool_result(tool_id, git("status", "--short", "--branch"))
-    emit({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed", "resetsAt": 1788000000,
-                                                          "rateLimitType": "five_hour", "utilization": 0.12},
-          "session_id": SESSION})
+    emit(
+        {
+            "type": "rate_limit_event",
+            "rate_limit_info": {
+                "status": "allowed",
+                "resetsAt": 1788000000,
+                "rateLimitType": "five_hour",
+                "utilization": 0.12,
+            },
+            "session_id": SESSION,
+        }
+    )
     edit("FAKE_CLAUDE.md", "first change by the fake claude")
     commit("Fake change one", push)
     edit("src/fake_module.py" if Path("src").is_dir() else "fake_module.py", "VALUE = 2")
@@ -266,7 +285,7 @@ def worker_max_turns(args: list[str], cwd: str, model: str | None) -> int:
 
 def worker_crash(args: list[str], cwd: str, model: str | None) -> int:
     emit(init_event(cwd, model))
-    sys.stderr.write("Traceback (most recent call last):\n  File \"cli.js\", line 1\nTypeError: fake crash\n")
+    sys.stderr.write('Traceback (most recent call last):\n  File "cli.js", line 1\nTypeError: fake crash\n')
     sys.stderr.flush()
     return 2
 
@@ -280,7 +299,10 @@ def worker_hang(args: list[str], cwd: str, model: str | None) -> int:
         time.sleep(3600)
 
 
-def replayer(name: str, code: int) -> Any:
+Scenario = Callable[[list[str], str, "str | None"], int]
+
+
+def replayer(name: str, code: int) -> Scenario:
     def run(args: list[str], cwd: str, model: str | None) -> int:
         replay(name, cwd)
         return code
@@ -288,7 +310,7 @@ def replayer(name: str, code: int) -> Any:
     return run
 
 
-WORKER = {
+WORKER: dict[str, Scenario] = {
     "success": worker_success,
     "slow": worker_slow,
     "leak": worker_leak,
@@ -310,8 +332,12 @@ def orchestrator(prompt: str, name: str, cwd: str, model: str | None) -> int:
     log({"event": "orchestrator", "candidates": candidates, "chosen": chosen})
     emit(init_event(cwd, model))
     text(json.dumps({"repo": chosen, "reason": reason}))
-    result(json.dumps({"repo": chosen, "reason": reason}), turns=1, cost=0.002,
-           structured_output={"repo": chosen, "reason": reason})
+    result(
+        json.dumps({"repo": chosen, "reason": reason}),
+        turns=1,
+        cost=0.002,
+        structured_output={"repo": chosen, "reason": reason},
+    )
     return 0
 
 
@@ -343,11 +369,21 @@ def main() -> int:
         name, args = match.group("name"), [a for a in match.group("args").split(":")[1:]]
     else:
         name, *args = (os.environ.get("FAKE_CLAUDE_SCENARIO") or "success").split(":")
-    log({"event": "start", "argv": sys.argv[1:], "cwd": cwd, "scenario": name, "prompt_bytes": len(prompt.encode()),
-         "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(), "orchestrator": opts.json_schema is not None})
-    has_creds = bool(os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")) or (
-        Path(os.environ.get("HOME", "/nonexistent")) / ".claude" / ".credentials.json"
-    ).is_file()
+    log(
+        {
+            "event": "start",
+            "argv": sys.argv[1:],
+            "cwd": cwd,
+            "scenario": name,
+            "prompt_bytes": len(prompt.encode()),
+            "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+            "orchestrator": opts.json_schema is not None,
+        }
+    )
+    has_creds = (
+        bool(os.environ.get("CLAUDE_CODE_OAUTH_TOKEN"))
+        or (Path(os.environ.get("HOME", "/nonexistent")) / ".claude" / ".credentials.json").is_file()
+    )
     if not has_creds:
         replay("auth-expired.jsonl", cwd)
         return 1

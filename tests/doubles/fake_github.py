@@ -68,8 +68,9 @@ class _Repo:
 
 
 class FakeGitHub:
-    def __init__(self, token: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, token: str, host: str = "127.0.0.1", per_page_cap: int = 100) -> None:
         self.token = token
+        self.per_page_cap = per_page_cap  # GitHub's is 100; lower it to exercise pagination with few repos
         self._host = host
         self._dir = Path(tempfile.mkdtemp(prefix="fake-github-"))
         self.repo_root = self._dir / "repos"
@@ -105,8 +106,8 @@ class FakeGitHub:
     @property
     def server_url(self) -> str:
         assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://{self._host}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -187,7 +188,9 @@ class FakeGitHub:
             self.requests.append(req)
 
     # -- REST -----------------------------------------------------------------------------------------
-    def handle_rest(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict[str, str]]:
+    def handle_rest(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
         parts = [p for p in path.split("/") if p]
         with self._lock:
             if method == "GET" and parts == ["user"]:
@@ -223,8 +226,12 @@ class FakeGitHub:
                     return 404, {"message": "Not Found"}, {}
                 comments = repo.comments.setdefault(number, [])
                 if method == "POST":
-                    comment = {"id": len(comments) + 1, "body": (body or {}).get("body", ""), "user": USER,
-                               "created_at": _now()}
+                    comment = {
+                        "id": len(comments) + 1,
+                        "body": (body or {}).get("body", ""),
+                        "user": USER,
+                        "created_at": _now(),
+                    }
                     comments.append(comment)
                     return 201, comment, {}
                 return 200, comments, {}
@@ -244,7 +251,7 @@ class FakeGitHub:
         return 200, {"errors": [{"message": f"no pull request {node_id}"}]}, {}
 
     def _list_repos(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+        per_page = min(int(query.get("per_page", ["30"])[0]), self.per_page_cap)
         page = int(query.get("page", ["1"])[0])
         repos = sorted(self._repos.values(), key=lambda r: r.full_name.lower())
         chunk = repos[(page - 1) * per_page : page * per_page]
@@ -313,7 +320,9 @@ class FakeGitHub:
         return out.split()
 
     # -- git smart HTTP ---------------------------------------------------------------------------------
-    def handle_git(self, method: str, repo: str, rest: str, query: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle_git(
+        self, method: str, repo: str, rest: str, query: str, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             known = repo.lower() in self._repos
         if not known:
@@ -435,8 +444,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, method: str, path: str, query: dict[str, list[str]], status: int, body: Any, auth: str) -> None:
         self.fake._record(
-            Request(seq=0, method=method, path=path, query=query, status=status, at=time.monotonic(),
-                    wall=time.time(), body=body, auth=auth)
+            Request(
+                seq=0,
+                method=method,
+                path=path,
+                query=query,
+                status=status,
+                at=time.monotonic(),
+                wall=time.time(),
+                body=body,
+                auth=auth,
+            )
         )
 
     def _json(self, status: int, payload: Any, headers: dict[str, str]) -> None:

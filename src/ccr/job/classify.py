@@ -115,9 +115,7 @@ def classify(
     if not _failed(state, exit_code):
         return Outcome(None, _clip(result_text or "done"))
     if status in AUTH_STATUSES or AUTH_ERRORS.intersection(state.assistant_errors) or AUTH_TEXT.search(texts):
-        return Outcome(
-            ErrorType.AUTH_EXPIRED, _clip(result_text or _last_line(stderr_tail) or "authentication failed")
-        )
+        return Outcome(ErrorType.AUTH_EXPIRED, _clip(result_text or _last_line(stderr_tail) or "authentication failed"))
     if (
         status in CAPACITY_STATUSES
         or state.rate_limit_rejected

@@ -26,9 +26,7 @@ class JobSettings(GitHubSettings):
     workdir: Path | None = Field(
         default=None, validation_alias="CCR_WORKDIR", description="Where to clone; a fresh temp dir if unset."
     )
-    cancel_grace_seconds: float = Field(
-        default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS"
-    )
+    cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
     mark_ready_on_success: bool = Field(default=False, validation_alias="CCR_MARK_READY_ON_SUCCESS")
     termination_log: Path = Field(default=DEFAULT_TERMINATION_LOG, validation_alias="CCR_TERMINATION_LOG")
     allow_root: bool = Field(

@@ -106,9 +106,7 @@ class GitHub:
         return repos[:limit]
 
     def find_pull(self, full_name: str, owner: str, branch: str) -> PullRequest | None:
-        pulls = self._json(
-            "GET", f"/repos/{full_name}/pulls", params={"head": f"{owner}:{branch}", "state": "open"}
-        )
+        pulls = self._json("GET", f"/repos/{full_name}/pulls", params={"head": f"{owner}:{branch}", "state": "open"})
         return PullRequest.from_api(pulls[0]) if pulls else None
 
     def create_pull(self, full_name: str, *, title: str, head: str, base: str, body: str) -> PullRequest:
@@ -131,9 +129,7 @@ class GitHub:
             "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) "
             "{ pullRequest { isDraft } } }"
         )
-        data = self._json(
-            "POST", graphql_url(self.api_url), json={"query": query, "variables": {"id": pull.node_id}}
-        )
+        data = self._json("POST", graphql_url(self.api_url), json={"query": query, "variables": {"id": pull.node_id}})
         if data.get("errors"):
             raise GitHubError(200, str(data["errors"])[:200])
 

@@ -16,9 +16,7 @@ from pathlib import Path
 TOKEN_ENV = "GITHUB_TOKEN"
 # Prints username and the token read from the environment at the moment git asks; answers only `get`.
 CREDENTIAL_HELPER = (
-    '!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=${'
-    + TOKEN_ENV
-    + '}"; }; f'
+    '!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=${' + TOKEN_ENV + '}"; }; f'
 )
 GIT_TIMEOUT = 600.0
 
@@ -58,9 +56,7 @@ def clone_url(server_url: str, repo: str) -> str:
 
 
 def git_env(base: Mapping[str, str]) -> dict[str, str]:
-    env = {
-        k: v for k, v in base.items() if k not in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_DIR", "GIT_WORK_TREE")
-    }
+    env = {k: v for k, v in base.items() if k not in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_DIR", "GIT_WORK_TREE")}
     env.update({"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never", "LC_ALL": "C"})
     return env
 

@@ -180,9 +180,7 @@ def select_repo(run: Run) -> str:
     outcome = _classify(claude)
     if not outcome.ok:
         assert outcome.error_type is not None
-        raise JobFailure(
-            outcome.error_type, f"choosing the repository: {outcome.message}", outcome.reset_time
-        )
+        raise JobFailure(outcome.error_type, f"choosing the repository: {outcome.message}", outcome.reset_time)
     answer = structured_output(claude.state) or {}
     chosen = _canonical(str(answer.get("repo") or ""), names)
     if chosen is None:
@@ -245,7 +243,7 @@ def prepare_branch(run: Run, pre: Preflight) -> None:
         out.step("branch", f"continuing on the existing branch {run.branch}", branch=run.branch)
         return
     git.start_branch(
-        run.branch, f"Start task {run.job.id}\n\n{prtext.pr_title(spec.prompt)}", _budget(run.control)
+        run.branch, out.redactor.redact(prtext.start_commit_message(run.job.id, spec.prompt)), _budget(run.control)
     )
     out.step("branch", f"created {run.branch} from {base}", branch=run.branch)
     out.step("push", f"pushed {run.branch}", branch=run.branch)
@@ -325,9 +323,7 @@ def safety_net(run: Run, outcome: Outcome) -> str:
             committed = True
         if committed or git.unpushed(branch) != 0:
             git.push(branch, timeout=FINISH_BUDGET_SECONDS)
-            what = (
-                "committed the uncommitted work as WIP and pushed" if committed else "pushed unpushed commits"
-            )
+            what = "committed the uncommitted work as WIP and pushed" if committed else "pushed unpushed commits"
             out.step("safety_net", f"{what} to {branch}", commit=git.head())
             return f"the work in progress was {'committed and ' if committed else ''}pushed to `{branch}`."
         out.step("safety_net", "nothing to save: the tree is clean and every commit is pushed")

@@ -81,14 +81,10 @@ def check_github(settings: JobSettings) -> dict[str, Any]:
             return github.user()
     except GitHubError as exc:
         if exc.status == 401:
-            raise JobFailure(
-                ErrorType.AUTH_EXPIRED, "GitHub refused GITHUB_TOKEN (401 Bad credentials)"
-            ) from exc
+            raise JobFailure(ErrorType.AUTH_EXPIRED, "GitHub refused GITHUB_TOKEN (401 Bad credentials)") from exc
         raise JobFailure(ErrorType.INVALID, f"GitHub token check failed: {exc}") from exc
     except Exception as exc:  # httpx transport errors: DNS, TLS, refused
-        raise JobFailure(
-            ErrorType.INVALID, f"cannot reach GitHub at {settings.github_api_url}: {exc}"
-        ) from exc
+        raise JobFailure(ErrorType.INVALID, f"cannot reach GitHub at {settings.github_api_url}: {exc}") from exc
 
 
 def home_dir() -> Path:
@@ -96,9 +92,7 @@ def home_dir() -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise JobFailure(
-            ErrorType.INVALID, f"HOME ({home}) cannot be created: {exc.strerror or exc}"
-        ) from exc
+        raise JobFailure(ErrorType.INVALID, f"HOME ({home}) cannot be created: {exc.strerror or exc}") from exc
     if not os.access(home, os.W_OK):
         raise JobFailure(ErrorType.INVALID, f"HOME ({home}) is not writable")
     return home
@@ -117,8 +111,6 @@ def _read_credentials(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise JobFailure(
-            ErrorType.INVALID, f"cannot read Claude credentials file {path}: {exc.strerror}"
-        ) from exc
+        raise JobFailure(ErrorType.INVALID, f"cannot read Claude credentials file {path}: {exc.strerror}") from exc
     except ValueError as exc:
         raise JobFailure(ErrorType.INVALID, f"Claude credentials file {path} is not JSON") from exc

@@ -93,3 +93,7 @@ def _duration(ms: int | None) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
+
+
+def start_commit_message(task_id: str, prompt: str) -> str:
+    return f"Start task {task_id}\n\n{pr_title(prompt)}"

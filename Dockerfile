@@ -36,8 +36,8 @@ RUN apt-get update \
 # The package's postinstall copies the platform's native binary over bin/claude.exe; `--version` proves
 # that it did (the placeholder it replaces is a script that only prints instructions).
 RUN npm install --global --no-audit --no-fund "@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}" \
-    && cp "$(npm root --global)/@anthropic-ai/claude-code/bin/claude.exe" /usr/local/bin/claude \
-    && /usr/local/bin/claude --version
+    && install -m 0755 "$(npm root --global)/@anthropic-ai/claude-code/bin/claude.exe" /opt/claude \
+    && /opt/claude --version
 
 # ---- runtime-base: what both final images share ------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime-base
@@ -60,7 +60,7 @@ FROM runtime-base AS local
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates git gh openssh-client \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=claude-cli /usr/local/bin/claude /usr/local/bin/claude
+COPY --from=claude-cli /opt/claude /usr/local/bin/claude
 ENV CCR_BACKEND=local
 USER 10001:10001
 WORKDIR /home/ccr

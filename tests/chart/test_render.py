@@ -4,6 +4,7 @@ the restricted Pod Security Standard on every pod, the settings the components r
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -25,6 +26,27 @@ from tests.chart.helm import (
 )
 from tests.chart.pss import assert_hardened, assert_restricted
 
+
+def operator_settings_class():
+    """The operator's whole configuration: OperatorConfig (OperatorSettings plus the loop's own knobs)."""
+    try:
+        from ccr.operator.config import OperatorConfig
+    except ImportError:  # pragma: no cover - before the operator package existed
+        from ccr.core.settings import OperatorSettings as OperatorConfig
+    return OperatorConfig
+
+
+def operator_settings_from(env: dict, monkeypatch: pytest.MonkeyPatch):
+    """The operator's configuration exactly as the rendered Deployment's environment gives it."""
+    for key in list(os.environ):
+        if key.startswith("CCR_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        if isinstance(value, str):
+            monkeypatch.setenv(key, value)
+    return operator_settings_class()()
+
+
 VALUES = [None, *CI_VALUES]
 IDS = ["no-values", *[p.name.removesuffix("-values.yaml") for p in CI_VALUES]]
 
@@ -35,7 +57,7 @@ def test_there_are_several_ci_values_files():
         "default-values.yaml",
         "existing-secrets-values.yaml",
         "ingress-networkpolicy-values.yaml",
-        "cluster-wide-values.yaml",
+        "watch-namespaces-values.yaml",
     } <= names
 
 
@@ -121,17 +143,16 @@ def _settings_env_names(cls) -> set[str]:
 
 
 @pytest.mark.parametrize("values", VALUES, ids=IDS)
-def test_operator_env_is_exactly_the_operator_settings(values: Path | None):
-    from ccr.core.settings import OperatorSettings
-
+def test_operator_env_is_exactly_the_operator_settings(values: Path | None, monkeypatch: pytest.MonkeyPatch):
     env = container_env(one(template(values), "Deployment", "operator"))
-    known = _settings_env_names(OperatorSettings)
+    known = _settings_env_names(operator_settings_class())
     assert set(env) - {"POD_NAMESPACE"} <= known, f"unknown to OperatorSettings: {set(env) - known}"
     assert known <= set(env), f"OperatorSettings the chart does not set: {known - set(env)}"
-    # And the rendered values parse (ints, booleans, the namespaces list).
-    plain = {k: v for k, v in env.items() if isinstance(v, str)}
-    settings = OperatorSettings(**{k.removeprefix("CCR_").lower(): v for k, v in plain.items() if k.startswith("CCR_")})
+    # And the rendered values parse (ints, booleans, JSON annotations) into what the chart meant.
+    settings = operator_settings_from(env, monkeypatch)
     assert settings.job_image.startswith("ghcr.io/claude-code-runner/ccr-job:")
+    if hasattr(settings, "watched_namespaces"):
+        assert settings.watched_namespaces() == env["CCR_NAMESPACES"].split(",")
 
 
 @pytest.mark.parametrize("values", VALUES, ids=IDS)
@@ -217,8 +238,7 @@ def test_existing_secrets_are_used_by_name_and_nothing_secret_is_created():
     [
         ({"claude.existingSecret": "x", "claude.oauthToken": "y"}, "claude.existingSecret is set"),
         ({"github.existingSecret": "x", "github.token": "y"}, "github.existingSecret is set"),
-        ({"operator.watchAllNamespaces": "true", "operator.watchNamespaces[0]": "a"}, "watchAllNamespaces"),
-        ({"operator.watchNamespaces[0]": "a", "api.taskNamespace": "b"}, "not watched by the operator"),
+        ({"operator.watchNamespaces[0]": "a", "api.taskNamespace": "b"}, "which the operator does not watch"),
         ({"api.bogus": "1"}, "additional properties 'bogus' not allowed"),
         ({"tasks.networkPolicy.blockedCIDRs[0]": "everything"}, "blockedCIDRs"),
         ({"api.sessionSecret.value": "short"}, "sessionSecret"),
@@ -295,15 +315,14 @@ def test_task_network_policy_selects_the_pods_the_operator_builds():
 
 
 @pytest.mark.parametrize("values", VALUES, ids=IDS)
-def test_the_job_the_operator_builds_from_chart_settings_is_restricted(values: Path | None):
+def test_the_job_the_operator_builds_from_chart_settings_is_restricted(
+    values: Path | None, monkeypatch: pytest.MonkeyPatch
+):
     builders = pytest.importorskip("ccr.operator.builders")
     from ccr.core.model import TaskSpec
-    from ccr.core.settings import OperatorSettings
 
     env = container_env(one(template(values), "Deployment", "operator"))
-    settings = OperatorSettings(
-        **{k.removeprefix("CCR_").lower(): v for k, v in env.items() if k.startswith("CCR_") and isinstance(v, str)}
-    )
+    settings = operator_settings_from(env, monkeypatch)
     task = {"metadata": {"name": "t1", "namespace": NAMESPACE, "uid": "0000-1111"}}
     job = builders.build_job(task, TaskSpec(prompt="hi"), settings)
     tpl = job["spec"]["template"]

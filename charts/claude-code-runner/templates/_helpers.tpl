@@ -96,18 +96,16 @@ Namespaces that run task pods and so get the task ServiceAccount, NetworkPolicy,
 Returns a JSON list; use with fromJsonArray.
 */}}
 {{- define "ccr.taskNamespaces" -}}
-{{- if and (not .Values.operator.watchAllNamespaces) .Values.operator.watchNamespaces }}
+{{- if .Values.operator.watchNamespaces }}
 {{- .Values.operator.watchNamespaces | uniq | toJson }}
 {{- else }}
 {{- list .Release.Namespace | toJson }}
 {{- end }}
 {{- end }}
 
-{{/* CCR_NAMESPACES: "*" for all namespaces, a comma-separated list, or empty for the operator's own. */}}
+{{/* CCR_NAMESPACES: the comma-separated watched namespaces. */}}
 {{- define "ccr.operator.namespacesEnv" -}}
-{{- if .Values.operator.watchAllNamespaces }}
-{{- print "*" }}
-{{- else if .Values.operator.watchNamespaces }}
+{{- if .Values.operator.watchNamespaces }}
 {{- .Values.operator.watchNamespaces | uniq | join "," }}
 {{- else }}
 {{- .Release.Namespace }}
@@ -153,12 +151,8 @@ seccompProfile:
 {{- if and .Values.api.sessionSecret.existingSecret .Values.api.sessionSecret.value }}
 {{- fail "api.sessionSecret.existingSecret is set: leave api.sessionSecret.value empty" }}
 {{- end }}
-{{- if and .Values.operator.watchAllNamespaces .Values.operator.watchNamespaces }}
-{{- fail "operator.watchAllNamespaces is true: leave operator.watchNamespaces empty" }}
-{{- end }}
-{{- if and .Values.api.taskNamespace (not .Values.operator.watchAllNamespaces) }}
-{{- if not (has .Values.api.taskNamespace (fromJsonArray (include "ccr.taskNamespaces" .))) }}
-{{- fail (printf "api.taskNamespace %q is not watched by the operator: add it to operator.watchNamespaces" .Values.api.taskNamespace) }}
-{{- end }}
+{{- $apiNs := include "ccr.api.taskNamespace" . }}
+{{- if not (has $apiNs (fromJsonArray (include "ccr.taskNamespaces" .))) }}
+{{- fail (printf "the API creates ClaudeTasks in %q, which the operator does not watch: add it to operator.watchNamespaces or set api.taskNamespace" $apiNs) }}
 {{- end }}
 {{- end }}

@@ -170,9 +170,7 @@ class AuthStore:
 
     async def end_session(self, cookie: str | None) -> None:
         if cookie and "." in cookie:
-            await self.db.execute(
-                "DELETE FROM sessions WHERE id_hash = ?", (_sha256(cookie.rsplit(".", 1)[0]),)
-            )
+            await self.db.execute("DELETE FROM sessions WHERE id_hash = ?", (_sha256(cookie.rsplit(".", 1)[0]),))
 
     def csrf_token(self, cookie: str) -> str:
         """A per-session CSRF token for forms: derived, so nothing more is stored."""
@@ -197,12 +195,12 @@ class AuthStore:
         if not token or not token.startswith(TOKEN_PREFIX):
             return None
         digest = _sha256(token)
-        row = await self.db.fetchone("SELECT name, hash FROM tokens WHERE hash = ?", (digest,))
+        row = await self.db.fetchone("SELECT name, hash, last_used FROM tokens WHERE hash = ?", (digest,))
         if row is None or not hmac.compare_digest(row["hash"], digest):
             return None
-        await self.db.execute(
-            "UPDATE tokens SET last_used = ? WHERE name = ?", (now().isoformat(), row["name"])
-        )
+        stamp = now()
+        if row["last_used"] is None or row["last_used"][:16] != stamp.isoformat()[:16]:  # at most once a minute
+            await self.db.execute("UPDATE tokens SET last_used = ? WHERE name = ?", (stamp.isoformat(), row["name"]))
         return str(row["name"])
 
     async def tokens(self) -> list[TokenInfo]:

@@ -68,3 +68,28 @@ class TaskView(BaseModel):
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+class ViewCache:
+    """Serialized TaskView JSON per task, reused while the task's revision stays the same.
+
+    ``GET /tasks`` with thousands of tasks then costs a join, not thousands of model dumps.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[str, bytes]] = {}
+
+    def one(self, task: TaskRecord) -> bytes:
+        hit = self._cache.get(task.id)
+        if hit is not None and task.revision and hit[0] == task.revision:
+            return hit[1]
+        data = TaskView.of(task).model_dump_json().encode()
+        self._cache[task.id] = (task.revision, data)
+        return data
+
+    def many(self, tasks: list[TaskRecord]) -> bytes:
+        body = b"[" + b",".join(self.one(task) for task in tasks) + b"]"
+        if len(self._cache) > 2 * len(tasks) + 100:  # forget tasks that are gone
+            keep = {task.id for task in tasks}
+            self._cache = {k: v for k, v in self._cache.items() if k in keep}
+        return body

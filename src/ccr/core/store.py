@@ -24,6 +24,7 @@ class TaskRecord(BaseModel):
     status: TaskStatus
     created: dt.datetime
     generation: int = 1
+    revision: str = ""  # changes whenever anything in the record changes (resourceVersion in Kubernetes)
 
 
 class TranscriptLine(BaseModel):

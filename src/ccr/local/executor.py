@@ -67,9 +67,7 @@ class LocalExecutor:
         for run in list(self.runs.values()):
             await self._terminate(run)
         if self._run_tasks:
-            await asyncio.wait(
-                self._run_tasks, timeout=self.settings.cancel_grace_seconds + _HARD_DEADLINE_MARGIN
-            )
+            await asyncio.wait(self._run_tasks, timeout=self.settings.cancel_grace_seconds + _HARD_DEADLINE_MARGIN)
 
     def wake(self) -> None:
         """Something changed (a task was queued or finished): look at the queue again."""
@@ -97,9 +95,7 @@ class LocalExecutor:
         task_dir = self.settings.data_dir / "tasks" / task.id
         task_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec_file = task_dir / "spec.json"
-        spec_file.write_text(
-            JobInput(id=task.id, spec=task.spec).model_dump_json(by_alias=True, exclude_none=True)
-        )
+        spec_file.write_text(JobInput(id=task.id, spec=task.spec).model_dump_json(by_alias=True, exclude_none=True))
         spec_file.chmod(0o600)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -121,9 +117,7 @@ class LocalExecutor:
                 "phase": Phase.RUNNING,
                 "start_time": now(),
                 "message": None,
-                "conditions": set_condition(
-                    task.status.conditions, ConditionType.STARTED, True, "ProcessStarted"
-                ),
+                "conditions": set_condition(task.status.conditions, ConditionType.STARTED, True, "ProcessStarted"),
             }
         )
         await self.store.set_status(task.id, status)
@@ -228,19 +222,14 @@ class LocalExecutor:
         """No result line: the pipeline crashed or was killed."""
         code = run.process.returncode
         if run.timed_out:
-            return JobResult(
-                status=Phase.FAILED, error_type=ErrorType.TIMEOUT, message="deadline passed; killed"
-            )
+            return JobResult(status=Phase.FAILED, error_type=ErrorType.TIMEOUT, message="deadline passed; killed")
         if run.cancel_requested:
-            return JobResult(
-                status=Phase.CANCELLED, error_type=ErrorType.CANCELLED, message="cancelled; killed"
-            )
+            return JobResult(status=Phase.CANCELLED, error_type=ErrorType.CANCELLED, message="cancelled; killed")
         tail = " | ".join(line for line in run.stderr_tail if line)[-1000:]
         return JobResult(
             status=Phase.FAILED,
             error_type=ErrorType.EXIT_CODE,
-            message=f"the job pipeline exited with status {code} without a result"
-            + (f": {tail}" if tail else ""),
+            message=f"the job pipeline exited with status {code} without a result" + (f": {tail}" if tail else ""),
         )
 
     def _on_deadline(self, run: _Run) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,7 +34,6 @@ SCHEMA = [
         status TEXT NOT NULL,
         generation INTEGER NOT NULL DEFAULT 1
     )""",
-    "CREATE INDEX IF NOT EXISTS tasks_queue ON tasks (phase, priority DESC, n)",
     """CREATE TABLE IF NOT EXISTS transcript (
         task_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -55,18 +56,45 @@ def _record(row: sqlite3.Row) -> TaskRecord:
 
 
 class LocalStore:
-    """Implements ``ccr.core.store.TaskStore``; the executor drives the status methods below it."""
+    """Implements ``ccr.core.store.TaskStore``; the executor drives the status methods below it.
+
+    Every task is also held in memory (reads never touch the disk); every change is written to SQLite
+    first, and the memory copy follows only once the write committed.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.db = Database(data_dir / "ccr.db", SCHEMA)
         self.changes = ChangeSignal()  # any task changed
         self.lines = ChangeSignal()  # any transcript grew
+        self._tasks: dict[str, TaskRecord] = {}  # in creation order
 
     async def start(self) -> None:
+        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM tasks ORDER BY n")
+        self._tasks = {row["id"]: _record(row).model_copy(update={"revision": "0"}) for row in rows}
         await self.recover()
 
     async def stop(self) -> None:
         self.db.close()
+
+    async def _save(self, task: TaskRecord, *, new: bool = False) -> TaskRecord:
+        task = task.model_copy(update={"revision": str(self.changes.version + 1)})
+        if new:
+            sql = "INSERT INTO tasks (id, created, priority, phase, spec, status) VALUES (?, ?, ?, ?, ?, ?)"
+            params: tuple[object, ...] = (
+                task.id,
+                task.created.isoformat(),
+                task.spec.priority,
+                task.status.phase.value,
+                _json(task.spec),
+                _json(task.status),
+            )
+        else:
+            sql = "UPDATE tasks SET spec = ?, status = ?, phase = ?, generation = ? WHERE id = ?"
+            params = (_json(task.spec), _json(task.status), task.status.phase.value, task.generation, task.id)
+        await self.db.execute(sql, params)
+        self._tasks[task.id] = task
+        await self.changes.bump()
+        return task
 
     # --- TaskStore -------------------------------------------------------------------------------
     async def create(self, task_id: str, spec: TaskSpec) -> TaskRecord:
@@ -75,45 +103,33 @@ class LocalStore:
             repo=spec.repo,
             conditions=set_condition([], ConditionType.ACCEPTED, True, "Validated", "spec accepted", 1),
         )
-        created = now()
-        await self.db.execute(
-            "INSERT INTO tasks (id, created, priority, phase, spec, status) VALUES (?, ?, ?, ?, ?, ?)",
-            (task_id, created.isoformat(), spec.priority, status.phase.value, _json(spec), _json(status)),
-        )
-        await self.changes.bump()
-        return TaskRecord(id=task_id, spec=spec, status=status, created=created)
+        return await self._save(TaskRecord(id=task_id, spec=spec, status=status, created=now()), new=True)
 
     async def get(self, task_id: str) -> TaskRecord:
-        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
-        if row is None:
-            raise TaskNotFound(task_id)
-        return _record(row)
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskNotFound(task_id) from None
 
     async def list(self, limit: int | None = None) -> list[TaskRecord]:
-        rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM tasks ORDER BY n DESC LIMIT ?", (-1 if limit is None else limit,)
-        )
-        return [_record(row) for row in rows]
+        newest_first = reversed(self._tasks.values())
+        return list(newest_first if limit is None else itertools.islice(newest_first, limit))
 
     async def cancel(self, task_id: str) -> TaskRecord:
         """Mark the spec cancelled; a queued task ends at once, a running one when its process stops."""
         task = await self.get(task_id)
         if task.status.phase.terminal or task.spec.cancel:
             return task
-        spec = task.spec.model_copy(update={"cancel": True})
         status = task.status
         if status.phase in (Phase.PENDING, Phase.QUEUED):
             status = _finished(status, Phase.CANCELLED, ErrorType.CANCELLED, "cancelled before it started")
-        await self.db.execute(
-            "UPDATE tasks SET spec = ?, status = ?, phase = ?, generation = generation + 1 WHERE id = ?",
-            (_json(spec), _json(status), status.phase.value, task_id),
+        spec = task.spec.model_copy(update={"cancel": True})
+        return await self._save(
+            task.model_copy(update={"spec": spec, "status": status, "generation": task.generation + 1})
         )
-        await self.changes.bump()
-        return await self.get(task_id)
 
     async def counts(self) -> dict[Phase, int]:
-        rows = await self.db.fetchall("SELECT phase, count(*) AS c FROM tasks GROUP BY phase")
-        found = {Phase(row["phase"]): row["c"] for row in rows}
+        found = collections.Counter(task.status.phase for task in self._tasks.values())
         return {phase: found.get(phase, 0) for phase in Phase}
 
     async def transcript(self, task_id: str, after: int = 0) -> list[TranscriptLine]:
@@ -141,18 +157,15 @@ class LocalStore:
     # --- used by the local executor ----------------------------------------------------------------
     async def next_queued(self, exclude: set[str]) -> TaskRecord | None:
         """The queued task to start next: highest priority, then the earliest submitted."""
-        rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM tasks WHERE phase = ? ORDER BY priority DESC, n LIMIT ?",
-            (Phase.QUEUED.value, len(exclude) + 1),
-        )
-        return next((_record(row) for row in rows if row["id"] not in exclude), None)
+        queued = (t for t in self._tasks.values() if t.status.phase is Phase.QUEUED and t.id not in exclude)
+        best: TaskRecord | None = None
+        for task in queued:  # creation order: on equal priority the first one stays
+            if best is None or task.spec.priority > best.spec.priority:
+                best = task
+        return best
 
     async def set_status(self, task_id: str, status: TaskStatus) -> None:
-        await self.db.execute(
-            "UPDATE tasks SET status = ?, phase = ? WHERE id = ?",
-            (_json(status), status.phase.value, task_id),
-        )
-        await self.changes.bump()
+        await self._save((await self.get(task_id)).model_copy(update={"status": status}))
 
     async def append(self, task_id: str, lines: list[str]) -> int:
         """Append lines to the transcript in one transaction; returns the last seq."""
@@ -188,9 +201,7 @@ class LocalStore:
 
     async def recover(self) -> None:
         """At start-up, no task may stay Running: its process died with the previous server."""
-        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM tasks WHERE phase = ?", (Phase.RUNNING.value,))
-        for row in rows:
-            task = _record(row)
+        for task in [t for t in self._tasks.values() if t.status.phase is Phase.RUNNING]:
             message = "the server stopped while this task was running; its work so far is on the branch"
             await self.append(task.id, [_marker_line(Phase.FAILED, message)])
             await self.set_status(task.id, _finished(task.status, Phase.FAILED, ErrorType.EXIT_CODE, message))

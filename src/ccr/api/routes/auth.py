@@ -109,9 +109,7 @@ async def login(request: Request, body: CredentialsDep, auth: AuthDep, settings:
 async def logout(request: Request, user: SessionUser, auth: AuthDep) -> Response:
     await auth.end_session(request.cookies.get(SESSION_COOKIE))
     response: Response = (
-        RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
-        if _wants_html(request)
-        else JSONResponse({"ok": True})
+        RedirectResponse("/login", status.HTTP_303_SEE_OTHER) if _wants_html(request) else JSONResponse({"ok": True})
     )
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

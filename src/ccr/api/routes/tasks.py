@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ccr.api.deps import CurrentUser, StoreDep, current_user
-from ccr.api.views import TaskView
+from ccr.api.views import TaskView, ViewCache
 from ccr.core.model import TaskSpec
 from ccr.core.store import TaskNotFound, TaskRecord, TaskStore
 
@@ -51,11 +51,12 @@ async def get_task(task_id: str, store: StoreDep) -> TaskView:
     return TaskView.of(await _get(store, task_id))
 
 
-@router.get("/tasks", summary="All tasks, newest first")
-async def list_tasks(
-    store: StoreDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None
-) -> list[TaskView]:
-    return [TaskView.of(task) for task in await store.list(limit)]
+_views = ViewCache()
+
+
+@router.get("/tasks", summary="All tasks, newest first", response_model=list[TaskView])
+async def list_tasks(store: StoreDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
+    return Response(_views.many(await store.list(limit)), media_type="application/json")
 
 
 @router.post("/task/{task_id}/cancel", summary="Cancel a queued or running task")
@@ -72,12 +73,8 @@ async def retry_task(task_id: str, store: StoreDep) -> TaskView:
     return TaskView.of(await submit(store, earlier.spec))
 
 
-@router.post(
-    "/task/{task_id}/followup", summary="Continue a task's branch and pull request with a new prompt"
-)
-async def follow_up(
-    task_id: str, store: StoreDep, prompt: Annotated[str, Body(embed=True, min_length=1)]
-) -> TaskView:
+@router.post("/task/{task_id}/followup", summary="Continue a task's branch and pull request with a new prompt")
+async def follow_up(task_id: str, store: StoreDep, prompt: Annotated[str, Body(embed=True, min_length=1)]) -> TaskView:
     earlier = await _get(store, task_id)
     spec = earlier.spec.model_copy(update={"prompt": prompt, "follow_up_of": task_id, "branch": None})
     return TaskView.of(await submit(store, TaskSpec.model_validate(spec.model_dump())))

@@ -65,6 +65,4 @@ def _status(name: str, tokens: dict[str, TokenInfo]) -> TokenStatus:
     info = tokens.get(name)
     if info is None:
         return TokenStatus(exists=False, token=None, name=name, created=None, last_used=None)
-    return TokenStatus(
-        exists=True, token=info.masked, name=name, created=info.created, last_used=info.last_used
-    )
+    return TokenStatus(exists=True, token=info.masked, name=name, created=info.created, last_used=info.last_used)

@@ -19,9 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.server import CcrServer  # noqa: E402
+
 from ccr.core.model import JobResult, Phase, TaskSpec, Usage  # noqa: E402
 from ccr.local.store import LocalStore  # noqa: E402
-from tests.server import CcrServer  # noqa: E402
 
 
 async def seed(data_dir: Path, n: int) -> None:

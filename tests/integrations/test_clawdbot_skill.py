@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.doubles.fake_github import FakeGitHub
-from tests.local.conftest import REPO, local_env, local_server  # noqa: F401 - fixtures
 from tests.server import CcrServer
 
 SKILL = Path(__file__).resolve().parents[2] / "integrations" / "clawdbot" / "SKILL.md"

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import REPO
 from tests.doubles.fake_github import FakeGitHub
-from tests.local.conftest import REPO
 from tests.server import CcrServer
 
 

@@ -57,9 +57,12 @@ def _crd(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    if args.namespace:
+        os.environ["CCR_NAMESPACES"] = ",".join(args.namespace)
     from ccr.operator.main import run
 
-    return run(args.namespace or [])
+    run()
+    return 0
 
 
 class _Client:
@@ -67,9 +70,7 @@ class _Client:
         self.url = (url or os.environ.get("CLAUDE_RUNNER_URL") or "http://localhost:7334").rstrip("/")
         self.token = token or os.environ.get("CLAUDE_RUNNER_TOKEN")
         if not self.token:
-            raise SystemExit(
-                "set CLAUDE_RUNNER_TOKEN (a ccr_ token from the dashboard's token page) or pass --token"
-            )
+            raise SystemExit("set CLAUDE_RUNNER_TOKEN (a ccr_ token from the dashboard's token page) or pass --token")
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -136,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     crd.set_defaults(fn=_crd)
 
     op = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
-    op.add_argument(
-        "--namespace", action="append", help="namespace to watch (repeatable); default CCR_NAMESPACES"
-    )
+    op.add_argument("--namespace", action="append", help="namespace to watch (repeatable); default CCR_NAMESPACES")
     op.set_defaults(fn=_operator)
 
     for name, fn, help_ in (
@@ -157,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd.add_argument("--max-turns", dest="max_turns", type=int)
             cmd.add_argument("--timeout-seconds", dest="timeout_seconds", type=int)
             cmd.add_argument("--priority", type=int)
-            cmd.add_argument(
-                "-f", "--follow", action="store_true", help="stream the transcript until it ends"
-            )
+            cmd.add_argument("-f", "--follow", action="store_true", help="stream the transcript until it ends")
         elif name == "logs":
             cmd.add_argument("task_id")
         else:

@@ -8,6 +8,7 @@ The API never starts work itself: it creates tasks, asks to cancel them and read
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -49,7 +50,7 @@ class TaskStore(Protocol):
         """Raises TaskNotFound."""
         ...
 
-    async def list(self, limit: int | None = None) -> list[TaskRecord]:
+    async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
         """Newest first."""
         ...
 
@@ -59,7 +60,7 @@ class TaskStore(Protocol):
 
     async def counts(self) -> dict[Phase, int]: ...
 
-    async def transcript(self, task_id: str, after: int = 0) -> list[TranscriptLine]:
+    async def transcript(self, task_id: str, after: int = 0) -> builtins.list[TranscriptLine]:
         """The lines stored so far with seq > after."""
         ...
 

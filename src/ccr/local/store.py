@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import collections
 import datetime as dt
 import itertools
@@ -111,7 +112,7 @@ class LocalStore:
         except KeyError:
             raise TaskNotFound(task_id) from None
 
-    async def list(self, limit: int | None = None) -> list[TaskRecord]:
+    async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
         newest_first = reversed(self._tasks.values())
         return list(newest_first if limit is None else itertools.islice(newest_first, limit))
 
@@ -132,7 +133,7 @@ class LocalStore:
         found = collections.Counter(task.status.phase for task in self._tasks.values())
         return {phase: found.get(phase, 0) for phase in Phase}
 
-    async def transcript(self, task_id: str, after: int = 0) -> list[TranscriptLine]:
+    async def transcript(self, task_id: str, after: int = 0) -> builtins.list[TranscriptLine]:
         rows = await self.db.fetchall(
             "SELECT seq, line FROM transcript WHERE task_id = ? AND seq > ? ORDER BY seq", (task_id, after)
         )
@@ -167,7 +168,7 @@ class LocalStore:
     async def set_status(self, task_id: str, status: TaskStatus) -> None:
         await self._save((await self.get(task_id)).model_copy(update={"status": status}))
 
-    async def append(self, task_id: str, lines: list[str]) -> int:
+    async def append(self, task_id: str, lines: builtins.list[str]) -> int:
         """Append lines to the transcript in one transaction; returns the last seq."""
 
         def insert(conn: sqlite3.Connection) -> int:

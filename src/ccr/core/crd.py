@@ -45,9 +45,7 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _schema_of(cls: type[model._Camel]) -> dict[str, Any]:
-    raw = cls.model_json_schema(
-        by_alias=True, mode="serialization" if cls is model.TaskStatus else "validation"
-    )
+    raw = cls.model_json_schema(by_alias=True, mode="serialization" if cls is model.TaskStatus else "validation")
     return _structural(raw, raw.get("$defs", {}))
 
 

@@ -103,15 +103,11 @@ class TaskSpec(_Camel):
         default=None,
         description="GitHub repository as owner/name; when absent Claude picks it from the prompt.",
     )
-    base_branch: Branch | None = Field(
-        default=None, description="Branch to start from; the default branch if unset."
-    )
+    base_branch: Branch | None = Field(default=None, description="Branch to start from; the default branch if unset.")
     model: Annotated[str, StringConstraints(pattern=MODEL_PATTERN)] | None = Field(
         default=None, description="Claude model alias or name, e.g. sonnet, opus."
     )
-    max_turns: int | None = Field(
-        default=None, ge=1, le=MAX_TURNS_MAX, description="Upper bound on agent turns."
-    )
+    max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_MAX, description="Upper bound on agent turns.")
     timeout_seconds: int = Field(
         default=TIMEOUT_DEFAULT_SECONDS,
         ge=60,
@@ -168,9 +164,7 @@ class TaskStatus(_Camel):
     pr_url: str | None = None
     error_type: ErrorType | None = None
     message: str | None = None
-    reset_time: dt.datetime | None = Field(
-        default=None, description="When capacity returns (capacity_reached)."
-    )
+    reset_time: dt.datetime | None = Field(default=None, description="When capacity returns (capacity_reached).")
     start_time: dt.datetime | None = None
     completion_time: dt.datetime | None = None
     usage: Usage | None = None

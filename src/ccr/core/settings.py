@@ -50,9 +50,7 @@ class Settings(GitHubSettings):
     claude_oauth_token: SecretStr | None = Field(default=None, validation_alias="CLAUDE_CODE_OAUTH_TOKEN")
     claude_credentials_file: Path | None = Field(default=None, validation_alias="CCR_CLAUDE_CREDENTIALS_FILE")
     max_concurrent: int = Field(default=2, ge=1, le=1000, validation_alias="CCR_MAX_CONCURRENT")
-    cancel_grace_seconds: float = Field(
-        default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS"
-    )
+    cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
     # Kubernetes backend (the API side of cluster mode)
     namespace: str = Field(default="default", validation_alias=AliasChoices("CCR_NAMESPACE", "POD_NAMESPACE"))
     kubeconfig: Path | None = Field(default=None, validation_alias="KUBECONFIG")
@@ -89,9 +87,7 @@ class OperatorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CCR_", extra="ignore")
 
-    namespaces: str = Field(
-        default="", description="Comma-separated namespaces to watch; empty: the operator's own."
-    )
+    namespaces: str = Field(default="", description="Comma-separated namespaces to watch; empty: the operator's own.")
     job_image: str = Field(default="ghcr.io/claude-code-runner/ccr-job:0.1.0")
     job_image_pull_policy: str = "IfNotPresent"
     claude_secret: str = Field(
@@ -103,14 +99,10 @@ class OperatorSettings(BaseSettings):
     max_concurrent: int = Field(default=2, ge=1, le=1000)
     default_timeout_seconds: int = Field(default=3600, ge=60)
     cancel_grace_seconds: int = Field(default=20, ge=0, le=600)
-    job_ttl_seconds: int = Field(
-        default=3600, ge=60, description="Kept at least until the transcript is archived."
-    )
+    job_ttl_seconds: int = Field(default=3600, ge=60, description="Kept at least until the transcript is archived.")
     job_cpu_request: str = "250m"
     job_cpu_limit: str = "2"
     job_memory_request: str = "512Mi"
     job_memory_limit: str = "4Gi"
-    job_service_account: str = Field(
-        default="", description="ServiceAccount of task pods; its token is never mounted."
-    )
+    job_service_account: str = Field(default="", description="ServiceAccount of task pods; its token is never mounted.")
     mark_ready_on_success: bool = False

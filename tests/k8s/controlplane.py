@@ -28,12 +28,12 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,14 +169,33 @@ class PKI:
         directory.mkdir(parents=True, exist_ok=True)
         pki = cls(directory)
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
-                 "-subj", "/CN=ccr-test-ca", cwd=directory)
+        _openssl(
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=ccr-test-ca",
+            cwd=directory,
+        )
         _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "sa.key", cwd=directory)
         _openssl("ec", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
-        sans_apiserver = ",".join([
-            "IP:127.0.0.1", f"IP:{SERVICE_IP}", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
-            "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
-        ])
+        sans_apiserver = ",".join(
+            [
+                "IP:127.0.0.1",
+                f"IP:{SERVICE_IP}",
+                "DNS:localhost",
+                "DNS:kubernetes",
+                "DNS:kubernetes.default",
+                "DNS:kubernetes.default.svc",
+                "DNS:kubernetes.default.svc.cluster.local",
+            ]
+        )
         certs = {
             # name: (subject, extendedKeyUsage, subjectAltName)
             "apiserver": ("/CN=kube-apiserver", "serverAuth", sans_apiserver),
@@ -187,22 +206,56 @@ class PKI:
             "scheduler": ("/CN=system:kube-scheduler", "clientAuth", None),
             "kwok": ("/O=system:masters/CN=kwok-controller", "clientAuth", None),
         }
-        for name, (subject, usage, sans) in certs.items():
-            _openssl("req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
-                     cwd=directory)
-            ext = [f"extendedKeyUsage={usage}", "keyUsage=critical,digitalSignature,keyEncipherment",
-                   "basicConstraints=CA:FALSE"]
+
+        def issue(name: str, subject: str, usage: str, sans: str | None) -> None:
+            _openssl(
+                "req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=directory
+            )
+            ext = [
+                f"extendedKeyUsage={usage}",
+                "keyUsage=critical,digitalSignature,keyEncipherment",
+                "basicConstraints=CA:FALSE",
+            ]
             if sans:
                 ext.append(f"subjectAltName={sans}")
             (directory / f"{name}.ext").write_text("\n".join(ext) + "\n")
-            _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                     "-CAcreateserial", "-out", f"{name}.crt", "-days", "365", "-extfile", f"{name}.ext",
-                     cwd=directory)
+            _openssl(
+                "x509",
+                "-req",
+                "-in",
+                f"{name}.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                str(int.from_bytes(os.urandom(8), "big")),
+                "-out",
+                f"{name}.crt",
+                "-days",
+                "365",
+                "-extfile",
+                f"{name}.ext",
+                cwd=directory,
+            )
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for fut in [pool.submit(issue, name, *spec) for name, spec in certs.items()]:
+                fut.result()
         return pki
 
 
-def write_kubeconfig(path: Path, server: str, ca_file: str, *, user: str, cert: str | None = None,
-                     key: str | None = None, token: str | None = None, namespace: str = "default") -> Path:
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    ca_file: str,
+    *,
+    user: str,
+    cert: str | None = None,
+    key: str | None = None,
+    token: str | None = None,
+    namespace: str = "default",
+) -> Path:
     auth: dict[str, Any] = {}
     if cert and key:
         auth = {"client-certificate": cert, "client-key": key}
@@ -237,8 +290,13 @@ class Component:
         logf = open(self.log, "ab")  # noqa: SIM115 - owned by the child
         try:
             self.proc = subprocess.Popen(
-                self.argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, env=env, close_fds=True,
+                self.argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                env=env,
+                close_fds=True,
             )
         finally:
             logf.close()
@@ -300,8 +358,14 @@ class _ClusterHelpers:
         config.load_kube_config(config_file=kubeconfig or self.kubeconfig, client_configuration=cfg)
         return client.ApiClient(cfg)
 
-    def kubectl(self, *args: str, kubeconfig: str | None = None, check: bool = True,
-                input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: str | None = None,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
         argv = [kubectl_binary(getattr(self, "bin_dir", None)), "--kubeconfig", kubeconfig or self.kubeconfig, *args]
         proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, check=False)
         if check and proc.returncode != 0:
@@ -329,8 +393,15 @@ class _ClusterHelpers:
                     raise
         return name
 
-    def service_account_token(self, namespace: str, name: str, *, create: bool = True,
-                              expiration_seconds: int = 3600, audiences: list[str] | None = None) -> str:
+    def service_account_token(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        create: bool = True,
+        expiration_seconds: int = 3600,
+        audiences: list[str] | None = None,
+    ) -> str:
         """A bound token for ServiceAccount namespace/name through the TokenRequest API."""
         from kubernetes import client
 
@@ -339,17 +410,20 @@ class _ClusterHelpers:
             if create:
                 try:
                     core.create_namespaced_service_account(
-                        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
+                        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
+                    )
                 except client.ApiException as exc:
                     if exc.status != 409:
                         raise
             spec = client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=expiration_seconds)
             tr = core.create_namespaced_service_account_token(
-                name, namespace, client.AuthenticationV1TokenRequest(spec=spec))
+                name, namespace, client.AuthenticationV1TokenRequest(spec=spec)
+            )
             return str(tr.status.token)
 
-    def service_account_kubeconfig(self, namespace: str, name: str, path: str | os.PathLike[str] | None = None,
-                                   **kwargs: Any) -> str:
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, path: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> str:
         """A kubeconfig authenticating as system:serviceaccount:<namespace>:<name> (TokenRequest token)."""
         token = self.service_account_token(namespace, name, **kwargs)
         src = yaml.safe_load(Path(self.kubeconfig).read_text())
@@ -357,16 +431,22 @@ class _ClusterHelpers:
         ctx = next(c for c in src["contexts"] if c["name"] == ctx_name)["context"]
         cluster = next(c for c in src["clusters"] if c["name"] == ctx["cluster"])
         out = {
-            "apiVersion": "v1", "kind": "Config",
+            "apiVersion": "v1",
+            "kind": "Config",
             "clusters": [cluster],
             "users": [{"name": f"{namespace}-{name}", "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": f"{namespace}-{name}",
-                                                     "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "sa",
+                    "context": {"cluster": cluster["name"], "user": f"{namespace}-{name}", "namespace": namespace},
+                }
+            ],
             "current-context": "sa",
         }
         if path is None:
-            fd, tmp = tempfile.mkstemp(prefix=f"kubeconfig-{namespace}-{name}-", suffix=".yaml",
-                                       dir=getattr(self, "dir", None))
+            fd, tmp = tempfile.mkstemp(
+                prefix=f"kubeconfig-{namespace}-{name}-", suffix=".yaml", dir=getattr(self, "dir", None)
+            )
             os.close(fd)
             path = tmp
         Path(path).write_text(yaml.safe_dump(out, sort_keys=False))
@@ -374,8 +454,15 @@ class _ClusterHelpers:
         return str(path)
 
     # --- kwok pod logs -------------------------------------------------------------------------------
-    def pod_logs_from_file(self, namespace: str, path: str | os.PathLike[str], *, pod: str | None = None,
-                           containers: list[str] | None = None, name: str | None = None) -> dict[str, Any]:
+    def pod_logs_from_file(
+        self,
+        namespace: str,
+        path: str | os.PathLike[str],
+        *,
+        pod: str | None = None,
+        containers: list[str] | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
         """Make the pod log API serve (and follow) `path` for pods in `namespace`.
 
         With `pod`, a namespaced kwok `Logs` object named after that pod is created (it wins over any
@@ -389,13 +476,19 @@ class _ClusterHelpers:
         if containers:
             entry["containers"] = containers
         if pod:
-            obj: dict[str, Any] = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-                                   "metadata": {"name": pod, "namespace": namespace},
-                                   "spec": {"logs": [entry]}}
+            obj: dict[str, Any] = {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "Logs",
+                "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"logs": [entry]},
+            }
         else:
-            obj = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
-                   "metadata": {"name": name or f"ns-{namespace}"},
-                   "spec": {"selector": {"matchNamespaces": [namespace]}, "logs": [entry]}}
+            obj = {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "ClusterLogs",
+                "metadata": {"name": name or f"ns-{namespace}"},
+                "spec": {"selector": {"matchNamespaces": [namespace]}, "logs": [entry]},
+            }
         self.apply(obj)
         return obj
 
@@ -414,24 +507,30 @@ class ControlPlane(_ClusterHelpers):
     ports: dict[str, int] = field(default_factory=dict)
     startup_seconds: float = 0.0
     keep_dir: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # seconds since start when each step was done
+    _t0: float = 0.0
 
     # --- lifecycle -----------------------------------------------------------------------------------
     @classmethod
     def start(cls, bin_dir: Path | None = None, workdir: Path | None = None, timeout: float = 90) -> ControlPlane:
+        """Start a control plane; retried (fresh ports) if a port picked as free was taken meanwhile."""
         bin_dir = bin_dir or find_bin_dir()
-        root = Path(tempfile.mkdtemp(prefix="ccr-k8s-", dir=workdir))
-        cp = cls(dir=root, bin_dir=bin_dir, keep_dir=os.environ.get("CCR_K8S_KEEP") == "1")
-        t0 = time.monotonic()
-        try:
-            cp._start(timeout)
-        except BaseException:
-            logs = cp.describe_failure()
-            cp.stop()
-            if isinstance(sys.exc_info()[1], ControlPlaneError):
-                raise ControlPlaneError(f"{sys.exc_info()[1]}\n{logs}") from None
-            raise
-        cp.startup_seconds = time.monotonic() - t0
-        return cp
+        for attempt in range(3):
+            root = Path(tempfile.mkdtemp(prefix="ccr-k8s-", dir=workdir))
+            cp = cls(dir=root, bin_dir=bin_dir, keep_dir=os.environ.get("CCR_K8S_KEEP") == "1")
+            try:
+                cp._start(timeout)
+            except BaseException as exc:
+                logs = cp.describe_failure()
+                cp.stop()
+                if not isinstance(exc, ControlPlaneError):
+                    raise
+                if "address already in use" in logs and attempt < 2:
+                    continue
+                raise ControlPlaneError(f"{exc}\n{logs}") from None
+            cp.startup_seconds = round(time.monotonic() - cp._t0, 2)
+            return cp
+        raise AssertionError("unreachable")
 
     def __enter__(self) -> ControlPlane:
         return self
@@ -442,9 +541,14 @@ class ControlPlane(_ClusterHelpers):
     def _bin(self, name: str) -> str:
         return str(self.bin_dir / name)
 
+    def _mark(self, step: str) -> None:
+        self.timings[step] = round(time.monotonic() - self._t0, 2)
+
     def _start(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        self._t0 = time.monotonic()
+        deadline = self._t0 + timeout
         pki = PKI.generate(self.dir / "pki")
+        self._mark("pki")
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"):
             self.ports[name] = free_port()
         self.server = f"https://127.0.0.1:{self.ports['apiserver']}"
@@ -455,91 +559,156 @@ class ControlPlane(_ClusterHelpers):
         kc = self.dir / "kubeconfig"
         kc.mkdir()
         ca = pki.path("ca.crt")
-        self.kubeconfig = str(write_kubeconfig(kc / "admin.yaml", self.server, ca, user="admin",
-                                               cert=pki.path("admin.crt"), key=pki.path("admin.key")))
+        self.kubeconfig = str(
+            write_kubeconfig(
+                kc / "admin.yaml", self.server, ca, user="admin", cert=pki.path("admin.crt"), key=pki.path("admin.key")
+            )
+        )
         kubeconfigs = {
-            comp: str(write_kubeconfig(kc / f"{comp}.yaml", self.server, ca, user=comp,
-                                       cert=pki.path(f"{comp}.crt"), key=pki.path(f"{comp}.key")))
+            comp: str(
+                write_kubeconfig(
+                    kc / f"{comp}.yaml",
+                    self.server,
+                    ca,
+                    user=comp,
+                    cert=pki.path(f"{comp}.crt"),
+                    key=pki.path(f"{comp}.key"),
+                )
+            )
             for comp in ("controller-manager", "scheduler", "kwok")
         }
 
         # etcd
         etcd_url = f"http://127.0.0.1:{self.ports['etcd']}"
         peer_url = f"http://127.0.0.1:{self.ports['etcd-peer']}"
-        self._spawn("etcd", [
-            self._bin("etcd"), "--name=default", f"--data-dir={self.dir / 'etcd'}",
-            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=default={peer_url}", "--initial-cluster-state=new",
-            "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=2147483648",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                self._bin("etcd"),
+                "--name=default",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+                "--quota-backend-bytes=2147483648",
+            ],
+        )
         self._wait("etcd", deadline, lambda: _http_ok(f"{etcd_url}/health", want=b'"health":"true"'))
 
         # kube-apiserver
-        self._spawn("kube-apiserver", [
-            self._bin("kube-apiserver"),
-            f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.ports['apiserver']}",
-            f"--tls-cert-file={pki.path('apiserver.crt')}", f"--tls-private-key-file={pki.path('apiserver.key')}",
-            f"--client-ca-file={ca}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction,ServiceAccount",
-            f"--service-account-issuer={SA_ISSUER}",
-            f"--service-account-key-file={pki.path('sa.pub')}",
-            f"--service-account-signing-key-file={pki.path('sa.key')}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            f"--kubelet-client-certificate={pki.path('apiserver-kubelet-client.crt')}",
-            f"--kubelet-client-key={pki.path('apiserver-kubelet-client.key')}",
-            f"--kubelet-certificate-authority={ca}",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--endpoint-reconciler-type=none",  # a loopback advertise address is not a valid endpoint
-            "--allow-privileged=true", "--profiling=false", "--v=1",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                self._bin("kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.ports['apiserver']}",
+                f"--tls-cert-file={pki.path('apiserver.crt')}",
+                f"--tls-private-key-file={pki.path('apiserver.key')}",
+                f"--client-ca-file={ca}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction,ServiceAccount",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={pki.path('sa.pub')}",
+                f"--service-account-signing-key-file={pki.path('sa.key')}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--kubelet-client-certificate={pki.path('apiserver-kubelet-client.crt')}",
+                f"--kubelet-client-key={pki.path('apiserver-kubelet-client.key')}",
+                f"--kubelet-certificate-authority={ca}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--endpoint-reconciler-type=none",  # a loopback advertise address is not a valid endpoint
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         ctx = ssl.create_default_context(cafile=ca)
         self._wait("kube-apiserver", deadline, lambda: _http_ok(f"{self.server}/readyz", ctx=ctx))
 
         # the kwok CRDs for pod logs must exist before kwok starts watching them
-        self.kubectl("apply", "-f", str(MANIFESTS / "kwok-crd-logs.yaml"),
-                     "-f", str(MANIFESTS / "kwok-crd-clusterlogs.yaml"))
+        self.kubectl(
+            "apply", "-f", str(MANIFESTS / "kwok-crd-logs.yaml"), "-f", str(MANIFESTS / "kwok-crd-clusterlogs.yaml")
+        )
+        self._mark("kwok CRDs")
 
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
 
-        self._spawn("kube-controller-manager", [
-            self._bin("kube-controller-manager"),
-            f"--kubeconfig={kubeconfigs['controller-manager']}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['controller-manager']}",
-            f"--service-account-private-key-file={pki.path('sa.key')}", f"--root-ca-file={ca}",
-            "--use-service-account-credentials=true",
-            f"--cluster-signing-cert-file={ca}", f"--cluster-signing-key-file={pki.path('ca.key')}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", f"--cluster-cidr={POD_CIDR}",
-            "--controllers=*", "--leader-elect=false", "--profiling=false", "--v=1",
-            # quick GC/TTL reaction for tests
-            "--concurrent-gc-syncs=10", "--concurrent-ttl-after-finished-syncs=5",
-        ])
-        self._spawn("kube-scheduler", [
-            self._bin("kube-scheduler"), f"--kubeconfig={kubeconfigs['scheduler']}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['scheduler']}",
-            "--leader-elect=false", "--profiling=false", "--v=1",
-        ])
-        self._spawn("kwok", [
-            self._bin("kwok"), f"--kubeconfig={kubeconfigs['kwok']}",
-            f"--config={MANIFESTS / 'kwok-stages.yaml'}",
-            "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-            "--node-ip=127.0.0.1", f"--node-name={NODE_NAME}", f"--node-port={self.ports['kwok']}",
-            f"--server-address=127.0.0.1:{self.ports['kwok']}",
-            f"--tls-cert-file={pki.path('kwok-serving.crt')}", f"--tls-private-key-file={pki.path('kwok-serving.key')}",
-            "--enable-crds=Logs,ClusterLogs", "--cidr=10.244.0.1/16",
-        ], env={**os.environ, "HOME": str(self.dir)})  # kwok would otherwise read ~/.kwok
+        self._spawn(
+            "kube-controller-manager",
+            [
+                self._bin("kube-controller-manager"),
+                f"--kubeconfig={kubeconfigs['controller-manager']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports['controller-manager']}",
+                f"--service-account-private-key-file={pki.path('sa.key')}",
+                f"--root-ca-file={ca}",
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={ca}",
+                f"--cluster-signing-key-file={pki.path('ca.key')}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--cluster-cidr={POD_CIDR}",
+                "--controllers=*",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=1",
+                # quick GC/TTL reaction for tests
+                "--concurrent-gc-syncs=10",
+                "--concurrent-ttl-after-finished-syncs=5",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                self._bin("kube-scheduler"),
+                f"--kubeconfig={kubeconfigs['scheduler']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports['scheduler']}",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kwok",
+            [
+                self._bin("kwok"),
+                f"--kubeconfig={kubeconfigs['kwok']}",
+                f"--config={MANIFESTS / 'kwok-stages.yaml'}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
+                "--node-ip=127.0.0.1",
+                f"--node-name={NODE_NAME}",
+                f"--node-port={self.ports['kwok']}",
+                f"--server-address=127.0.0.1:{self.ports['kwok']}",
+                f"--tls-cert-file={pki.path('kwok-serving.crt')}",
+                f"--tls-private-key-file={pki.path('kwok-serving.key')}",
+                "--enable-crds=Logs,ClusterLogs",
+                "--cidr=10.244.0.1/16",
+            ],
+            env={**os.environ, "HOME": str(self.dir)},
+        )  # kwok would otherwise read ~/.kwok
 
         self.create_node()
-        self._wait("kube-controller-manager", deadline,
-                   lambda: _http_ok(f"https://127.0.0.1:{self.ports['controller-manager']}/healthz", ctx=insecure))
-        self._wait("kube-scheduler", deadline,
-                   lambda: _http_ok(f"https://127.0.0.1:{self.ports['scheduler']}/healthz", ctx=insecure))
-        self._wait("kwok", deadline,
-                   lambda: _http_ok(f"https://127.0.0.1:{self.ports['kwok']}/healthz", ctx=insecure))
+        self._mark("node created")
+        self._wait(
+            "kube-controller-manager",
+            deadline,
+            lambda: _http_ok(f"https://127.0.0.1:{self.ports['controller-manager']}/healthz", ctx=insecure),
+        )
+        self._wait(
+            "kube-scheduler",
+            deadline,
+            lambda: _http_ok(f"https://127.0.0.1:{self.ports['scheduler']}/healthz", ctx=insecure),
+        )
+        self._wait("kwok", deadline, lambda: _http_ok(f"https://127.0.0.1:{self.ports['kwok']}/healthz", ctx=insecure))
         self._wait("node Ready", deadline, self._node_ready)
         # ServiceAccount admission needs the namespace's "default" ServiceAccount before pods can be made
         self._wait("default ServiceAccount", deadline, self._default_sa_exists)
@@ -554,12 +723,15 @@ class ControlPlane(_ClusterHelpers):
         while True:
             for comp in self.components:
                 if not comp.alive():
-                    raise ControlPlaneError(f"{comp.name} exited while waiting for {what} "
-                                            f"(code {comp.proc.returncode if comp.proc else '?'})")
+                    raise ControlPlaneError(
+                        f"{comp.name} exited while waiting for {what} "
+                        f"(code {comp.proc.returncode if comp.proc else '?'})"
+                    )
             try:
                 if check():
+                    self._mark(what)
                     return
-            except Exception:  # noqa: S110 - not up yet
+            except Exception:
                 pass
             if time.monotonic() > deadline:
                 raise ControlPlaneError(f"timed out waiting for {what}")
@@ -567,12 +739,17 @@ class ControlPlane(_ClusterHelpers):
 
     def create_node(self, name: str = NODE_NAME) -> None:
         node = {
-            "apiVersion": "v1", "kind": "Node",
+            "apiVersion": "v1",
+            "kind": "Node",
             "metadata": {
                 "name": name,
                 "annotations": {NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                           "kubernetes.io/arch": "amd64", "type": "kwok"},
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                },
             },
             "spec": {},
             "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
@@ -634,7 +811,7 @@ class ExistingCluster(_ClusterHelpers):
 
 def _http_ok(url: str, ctx: ssl.SSLContext | None = None, want: bytes | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:  # noqa: S310 - local URLs only
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
             body = resp.read()
             return resp.status == 200 and (want is None or want in body)
     except (urllib.error.URLError, OSError):

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
-
 from controlplane import (
     ANN_EXIT_CODE,
     ANN_RUN_DURATION,
@@ -18,6 +16,7 @@ from controlplane import (
     ControlPlane,
     append_log,
 )
+from kubernetes import client
 
 pytestmark = pytest.mark.k8s
 
@@ -51,15 +50,24 @@ def api(kube) -> Iterator[client.ApiClient]:
 def ns(kube, api) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     kube.create_namespace(name)
-    wait_for("the default ServiceAccount", lambda: client.CoreV1Api(api).read_namespaced_service_account(
-        "default", name), timeout=30)
+    wait_for(
+        "the default ServiceAccount",
+        lambda: client.CoreV1Api(api).read_namespaced_service_account("default", name),
+        timeout=30,
+    )
     yield name
     client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
 
 
-def job_manifest(name: str, *, command: str = "echo hello", annotations: dict[str, str] | None = None,
-                 backoff_limit: int = 0, ttl: int | None = None,
-                 owner: client.V1OwnerReference | None = None) -> client.V1Job:
+def job_manifest(
+    name: str,
+    *,
+    command: str = "echo hello",
+    annotations: dict[str, str] | None = None,
+    backoff_limit: int = 0,
+    ttl: int | None = None,
+    owner: client.V1OwnerReference | None = None,
+) -> client.V1Job:
     return client.V1Job(
         metadata=client.V1ObjectMeta(name=name, owner_references=[owner] if owner else None),
         spec=client.V1JobSpec(
@@ -105,32 +113,42 @@ def test_crd_applied_object_created_and_schema_violation_rejected(kube, api, ns)
             "group": group,
             "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"]},
-            "versions": [{
-                "name": "v1alpha1", "served": True, "storage": True,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
                             "type": "object",
-                            "required": ["size"],
                             "properties": {
-                                "size": {"type": "integer", "minimum": 1, "maximum": 10},
-                                "colour": {"type": "string", "enum": ["red", "blue"]},
+                                "spec": {
+                                    "type": "object",
+                                    "required": ["size"],
+                                    "properties": {
+                                        "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                                        "colour": {"type": "string", "enum": ["red", "blue"]},
+                                    },
+                                },
+                                "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
                             },
-                        },
-                        "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
     ext = client.ApiextensionsV1Api(api)
     ext.create_custom_resource_definition(crd)
     try:
-        wait_for("CRD Established", lambda: any(
-            c.type == "Established" and c.status == "True"
-            for c in (ext.read_custom_resource_definition(f"widgets.{group}").status.conditions or [])))
+        wait_for(
+            "CRD Established",
+            lambda: any(
+                c.type == "Established" and c.status == "True"
+                for c in (ext.read_custom_resource_definition(f"widgets.{group}").status.conditions or [])
+            ),
+        )
         co = client.CustomObjectsApi(api)
 
         def create(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -148,8 +166,9 @@ def test_crd_applied_object_created_and_schema_violation_rejected(kube, api, ns)
             assert err.value.status == 422, (bad, err.value.body)
 
         # the status subresource ignores spec changes and the main resource ignores status changes
-        co.patch_namespaced_custom_object_status(group, "v1alpha1", ns, "widgets", "good",
-                                                 {"status": {"phase": "Ready"}, "spec": {"size": 9}})
+        co.patch_namespaced_custom_object_status(
+            group, "v1alpha1", ns, "widgets", "good", {"status": {"phase": "Ready"}, "spec": {"size": 9}}
+        )
         got = co.get_namespaced_custom_object(group, "v1alpha1", ns, "widgets", "good")
         assert got["status"] == {"phase": "Ready"}
         assert got["spec"]["size"] == 3
@@ -200,12 +219,18 @@ def test_job_pod_fails_with_exit_code_and_termination_message(kube, api, ns):
 def test_deleting_the_owner_cascades_to_job_and_pods(kube, api, ns):
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     owner = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")))
-    ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid,
-                                  controller=True, block_owner_deletion=True)
-    batch.create_namespaced_job(ns, job_manifest("owned", owner=ref, annotations={ANN_RUN_DURATION: "1h"},
-                                                 command="sleep 3600"))
-    wait_for("pod Running", lambda: (p := job_pods(api, ns, "owned")) and p[0].status.phase == "Running",
-             timeout=120)
+    ref = client.V1OwnerReference(
+        api_version="v1",
+        kind="ConfigMap",
+        name="owner",
+        uid=owner.metadata.uid,
+        controller=True,
+        block_owner_deletion=True,
+    )
+    batch.create_namespaced_job(
+        ns, job_manifest("owned", owner=ref, annotations={ANN_RUN_DURATION: "1h"}, command="sleep 3600")
+    )
+    wait_for("pod Running", lambda: (p := job_pods(api, ns, "owned")) and p[0].status.phase == "Running", timeout=120)
 
     core.delete_namespaced_config_map("owner", ns, propagation_policy="Foreground")
 
@@ -239,12 +264,15 @@ def test_following_the_pod_log_returns_lines_as_they_are_appended(kube, api, ns,
     # a real cluster runs the command; kwok ignores it and serves the file
     command = "echo line 1; echo line 2; sleep 3; echo line 3; sleep 2; echo line 4; sleep 3600"
     client.BatchV1Api(api).create_namespaced_job(
-        ns, job_manifest("logs", command=command, annotations={ANN_RUN_DURATION: "1h"}))
-    pod = wait_for("pod Running", lambda: (p := job_pods(api, ns, "logs")) and p[0].status.phase == "Running"
-                   and p[0], timeout=180)
+        ns, job_manifest("logs", command=command, annotations={ANN_RUN_DURATION: "1h"})
+    )
+    pod = wait_for(
+        "pod Running", lambda: (p := job_pods(api, ns, "logs")) and p[0].status.phase == "Running" and p[0], timeout=180
+    )
 
-    resp = core.read_namespaced_pod_log(pod.metadata.name, ns, container="main", follow=True,
-                                        _preload_content=False, _request_timeout=60)
+    resp = core.read_namespaced_pod_log(
+        pod.metadata.name, ns, container="main", follow=True, _preload_content=False, _request_timeout=60
+    )
     received: list[str] = []
     done = threading.Event()
 
@@ -281,13 +309,21 @@ def test_following_the_pod_log_returns_lines_as_they_are_appended(kube, api, ns,
 
 def test_service_account_without_the_verb_is_refused_by_rbac(kube, api, ns, tmp_path):
     rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_namespaced_role(ns, client.V1Role(
-        metadata=client.V1ObjectMeta(name="pod-getter"),
-        rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get"])]))
-    rbac.create_namespaced_role_binding(ns, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="pod-getter"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="pod-getter"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="limited", namespace=ns)]))
+    rbac.create_namespaced_role(
+        ns,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="pod-getter"),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="pod-getter"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="pod-getter"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="limited", namespace=ns)],
+        ),
+    )
     kubeconfig = kube.service_account_kubeconfig(ns, "limited", tmp_path / "limited.yaml")
 
     with kube.api_client(kubeconfig) as sa_api:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,16 +89,15 @@ class Git:
         return proc.stdout
 
     def clone(self, url: str, config: Mapping[str, str], base_branch: str | None, timeout: float) -> None:
-        args = ["clone", "--quiet", "--no-tags"]
+        """Objects only (no checkout yet, see :meth:`start_checkout`), and blobless: history's file
+        contents are fetched on demand, so a big repository's start costs its tip, not its past."""
+        args = ["clone", "--quiet", "--no-tags", "--no-checkout", "--filter=blob:none"]
         for key, value in config.items():
             args += ["--config", f"{key}={value}"]
         if base_branch:
             args += ["--branch", base_branch]
         self.cwd.parent.mkdir(parents=True, exist_ok=True)
         self.run(*args, url, str(self.cwd), timeout=timeout, cwd=self.cwd.parent)
-
-    def current_branch(self) -> str:
-        return self.run("rev-parse", "--abbrev-ref", "HEAD").strip()
 
     def has_remote_branch(self, branch: str) -> bool:
         try:
@@ -106,21 +106,29 @@ class Git:
             return False
         return True
 
-    def checkout_remote_branch(self, branch: str) -> None:
-        self.run("checkout", "--quiet", "-B", branch, f"refs/remotes/origin/{branch}")
+    def checkout_remote_branch(self, branch: str, timeout: float) -> None:
+        self.run("checkout", "--quiet", "-B", branch, f"refs/remotes/origin/{branch}", timeout=timeout)
         self.run("branch", "--quiet", f"--set-upstream-to=origin/{branch}", branch)
 
-    def start_branch(self, branch: str, message: str, timeout: float) -> None:
-        """New branch from HEAD with an empty start commit, pushed (the PR needs a commit to exist)."""
-        self.run("checkout", "--quiet", "-B", branch)
-        self.run("commit", "--quiet", "--allow-empty", "--no-verify", "-m", message)
-        self.push(branch, timeout=timeout, set_upstream=True)
+    def create_start_commit(self, branch: str, message: str) -> None:
+        """``branch`` = an empty commit on top of HEAD, and HEAD on it. Needs no working tree, so the
+        checkout can run meanwhile."""
+        sha = self.run("commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", message).strip()
+        self.run("update-ref", f"refs/heads/{branch}", sha)
+        self.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
 
-    def push(self, branch: str, timeout: float, set_upstream: bool = False) -> None:
-        args = ["push", "--quiet", "--porcelain"]
-        if set_upstream:
-            args.append("--set-upstream")
-        self.run(*args, "origin", f"HEAD:refs/heads/{branch}", timeout=timeout)
+    def start_checkout(self, timeout: float) -> Checkout:
+        """Populate the index and working tree of HEAD in the background (the clone has none yet)."""
+        return Checkout(self, timeout)
+
+    def push_branch(self, branch: str, timeout: float) -> None:
+        """Push ``branch`` (not HEAD: the working tree may still be filling) and track it."""
+        self.run(
+            "push", "--quiet", "--set-upstream", "origin", f"refs/heads/{branch}:refs/heads/{branch}", timeout=timeout
+        )
+
+    def push(self, branch: str, timeout: float) -> None:
+        self.run("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", timeout=timeout)
 
     def is_dirty(self) -> bool:
         return bool(self.run("status", "--porcelain", "--untracked-files=all").strip())
@@ -138,6 +146,26 @@ class Git:
 
     def head(self) -> str:
         return self.run("rev-parse", "HEAD").strip()
+
+
+class Checkout:
+    """A ``git checkout --force`` of HEAD running in a thread; :meth:`wait` re-raises its failure."""
+
+    def __init__(self, git: Git, timeout: float) -> None:
+        self._error: GitError | None = None
+        self._thread = threading.Thread(target=self._run, args=(git, timeout), name="git-checkout", daemon=True)
+        self._thread.start()
+
+    def _run(self, git: Git, timeout: float) -> None:
+        try:
+            git.run("checkout", "--quiet", "--force", timeout=timeout)
+        except GitError as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def fresh_workdir(root: Path | None, repo: str) -> Path:

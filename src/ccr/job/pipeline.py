@@ -7,6 +7,7 @@ line is the result; the exit code is 0 on success, 1 otherwise. See docs/job-pip
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -44,7 +45,7 @@ from ccr.job.claude import (
 from ccr.job.config import DEFAULT_TERMINATION_LOG, JobSettings
 from ccr.job.events import TERMINATION_LOG_LIMIT, Emitter, result_line
 from ccr.job.github import GitHub, GitHubError, PullRequest
-from ccr.job.gitops import Git, GitError, Identity, clone_config, clone_url, fresh_workdir
+from ccr.job.gitops import Checkout, Git, GitError, Identity, clone_config, clone_url, fresh_workdir
 from ccr.job.preflight import Preflight, run_preflight
 
 # Time the finish phase may always take, even after the deadline: the safety-net push and the PR update.
@@ -64,7 +65,10 @@ class Run:
     repo: str | None = None
     branch: str | None = None
     base: str | None = None
+    new_branch: bool = False
     git: Git | None = None
+    checkout: Checkout | None = None
+    worker_started: bool = False
     pr: PullRequest | None = None
     usage: Usage | None = None
     session_id: str | None = None
@@ -130,9 +134,10 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
         out.phase("orchestrator")
         run.repo = select_repo(run)
         _checkpoint(control)
-        prepare_branch(run, pre)
-        _checkpoint(control)
+        run.checkout = prepare_branch(run, pre)
         open_pull_request(run)
+        if run.checkout is not None:
+            run.checkout.wait()
         _checkpoint(control)
 
         out.phase("worker")
@@ -211,9 +216,10 @@ def ambiguous_message(names: Sequence[str], reason: str) -> str:
     )
 
 
-def prepare_branch(run: Run, pre: Preflight) -> None:
-    """Clone with the credential helper, then the task branch: the existing one (follow-up, retry) or a new
-    one with an empty start commit, pushed."""
+def prepare_branch(run: Run, pre: Preflight) -> Checkout | None:
+    """Clone with the credential helper, then the task branch: the existing one (follow-up, retry), or a
+    new one with an empty start commit, pushed while the working tree is checked out in the background
+    (returned: wait for it before the worker starts)."""
     assert run.github is not None and run.repo is not None
     spec, settings, out = run.job.spec, run.settings, run.out
     try:
@@ -239,14 +245,16 @@ def prepare_branch(run: Run, pre: Preflight) -> None:
     run.git = git
     out.step("clone", f"cloned {run.repo} ({base}) in {time.monotonic() - started:.1f}s", path=str(target))
     if git.has_remote_branch(run.branch):
-        git.checkout_remote_branch(run.branch)
+        git.checkout_remote_branch(run.branch, timeout=_budget(run.control))
         out.step("branch", f"continuing on the existing branch {run.branch}", branch=run.branch)
-        return
-    git.start_branch(
-        run.branch, out.redactor.redact(prtext.start_commit_message(run.job.id, spec.prompt)), _budget(run.control)
-    )
+        return None
+    git.create_start_commit(run.branch, out.redactor.redact(prtext.start_commit_message(run.job.id, spec.prompt)))
+    checkout = git.start_checkout(timeout=_budget(run.control))
+    run.new_branch = True
     out.step("branch", f"created {run.branch} from {base}", branch=run.branch)
+    git.push_branch(run.branch, timeout=_budget(run.control))
     out.step("push", f"pushed {run.branch}", branch=run.branch)
+    return checkout
 
 
 def open_pull_request(run: Run) -> None:
@@ -254,7 +262,7 @@ def open_pull_request(run: Run) -> None:
     assert run.github is not None and run.repo is not None and run.branch is not None
     redact = run.out.redactor.redact
     owner = run.repo.split("/")[0]
-    pr = run.github.find_pull(run.repo, owner, run.branch)
+    pr = None if run.new_branch else run.github.find_pull(run.repo, owner, run.branch)
     if pr is None:
         pr = run.github.create_pull(
             run.repo,
@@ -272,6 +280,7 @@ def open_pull_request(run: Run) -> None:
 def run_worker(run: Run) -> Outcome:
     assert run.git is not None
     spec = run.job.spec
+    run.worker_started = True
     claude = run_claude(
         worker_argv(run.settings.claude_bin, spec.model, spec.max_turns),
         spec.prompt,
@@ -313,8 +322,12 @@ def finish(run: Run, outcome: Outcome) -> JobResult:
 def safety_net(run: Run, outcome: Outcome) -> str:
     """Commit a dirty tree as WIP and push anything unpushed. Returns a sentence for the PR comment."""
     git, branch, out = run.git, run.branch, run.out
-    if git is None or branch is None:
-        return "nothing had been cloned yet."
+    if run.checkout is not None:
+        with contextlib.suppress(GitError):
+            run.checkout.wait()  # never touch the tree while the checkout may still be writing it
+    if git is None or branch is None or not run.worker_started:
+        out.step("safety_net", "nothing to save: the worker had not started")
+        return "the worker had not started, so there was no work to save."
     try:
         committed = False
         if git.is_dirty():

@@ -23,6 +23,7 @@ if _K8S not in sys.path:
 
 from controlplane import kube  # noqa: E402,F401  (one cluster per pytest session)
 from kubernetes import client  # noqa: E402
+from pydantic.alias_generators import to_camel  # noqa: E402
 
 from ccr.core.model import GROUP, PLURAL, VERSION  # noqa: E402
 from ccr.operator import rbac  # noqa: E402
@@ -180,7 +181,7 @@ def new_task(name: str, *, prompt: str = "fix it", annotations: dict[str, str] |
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClaudeTask",
         "metadata": {"name": name, "annotations": annotations or {}},
-        "spec": {"prompt": prompt, **spec},
+        "spec": {"prompt": prompt, **{to_camel(k): v for k, v in spec.items()}},
     }
 
 

@@ -39,6 +39,8 @@ log = logging.getLogger("ccr.kube.store")
 ARCHIVED_ANNOTATION = "ccr.dev/transcript-archived"
 CONTAINER = "job"
 MERGE_PATCH = "application/merge-patch+json"
+IDLE_CHECK_SECONDS = 2.0
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
 def _count_lines(path: Path) -> int:
@@ -124,9 +126,7 @@ class KubeStore:
     async def _watch_loop(self) -> None:
         while True:
             try:
-                listing = await self._custom.list_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL
-                )
+                listing = await self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
                 fresh = {o["metadata"]["name"]: o for o in listing.get("items", [])}
                 self._objects = fresh
                 for obj in fresh.values():
@@ -136,8 +136,14 @@ class KubeStore:
                 rv = listing["metadata"]["resourceVersion"]
                 async with watch.Watch() as w:
                     async for event in w.stream(
-                        self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
-                        resource_version=rv, timeout_seconds=300, allow_watch_bookmarks=True,
+                        self._custom.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        self.namespace,
+                        PLURAL,
+                        resource_version=rv,
+                        timeout_seconds=300,
+                        allow_watch_bookmarks=True,
                     ):
                         kind, obj = event["type"], event["object"]
                         if kind == "ERROR" or not isinstance(obj, dict):
@@ -178,8 +184,9 @@ class KubeStore:
         return record_of(obj)
 
     async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
-        records = sorted((record_of(o) for o in list(self._objects.values())),
-                         key=lambda r: (r.created, r.id), reverse=True)
+        records = sorted(
+            (record_of(o) for o in list(self._objects.values())), key=lambda r: (r.created, r.id), reverse=True
+        )
         return records[:limit] if limit is not None else records
 
     async def cancel(self, task_id: str) -> TaskRecord:
@@ -188,7 +195,12 @@ class KubeStore:
             return record
         try:
             obj = await self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, task_id, {"spec": {"cancel": True}},
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                task_id,
+                {"spec": {"cancel": True}},
                 _content_type=MERGE_PATCH,
             )
         except ApiException as exc:
@@ -240,7 +252,7 @@ class KubeStore:
             return
         status = obj.get("status") or {}
         phase = status.get("phase")
-        if status.get("podName") or phase in ("Succeeded", "Failed", "Cancelled"):
+        if status.get("podName") or phase in TERMINAL:
             task = asyncio.create_task(self._archive(name), name=f"ccr-archive-{name}")
             self._archivers[name] = task
             task.add_done_callback(functools.partial(self._archiver_done, name))
@@ -258,7 +270,7 @@ class KubeStore:
                     return  # deleted
                 status = obj.get("status") or {}
                 pod = status.get("podName")
-                terminal = status.get("phase") in ("Succeeded", "Failed", "Cancelled")
+                terminal = status.get("phase") in TERMINAL
                 if pod:
                     ended = await self._follow_pod(name, pod, path, signal)
                     if ended and terminal:
@@ -267,7 +279,7 @@ class KubeStore:
                         # the stream ended but the operator has not recorded the outcome yet
                         await self.changes.wait(self.changes.version, timeout=2.0)
                         obj = self._objects.get(name) or {}
-                        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Cancelled"):
+                        if (obj.get("status") or {}).get("phase") in TERMINAL:
                             await self._follow_pod(name, pod, path, signal)  # catch the last lines
                             break
                         continue
@@ -291,13 +303,23 @@ class KubeStore:
         except ApiException as exc:
             if exc.status in (400, 404):  # not started yet, or gone
                 obj = self._objects.get(name) or {}
-                return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Cancelled")
+                return (obj.get("status") or {}).get("phase") in TERMINAL
             raise
         seen = 0
         try:
             with path.open("a", encoding="utf-8") as out:
                 buf = b""
-                async for chunk in resp.content.iter_any():
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(resp.content.readany(), timeout=IDLE_CHECK_SECONDS)
+                    except TimeoutError:
+                        # A kubelet ends the stream when the container ends; some log servers (kwok) keep
+                        # it open. Once the task is finished and the log has been quiet, it is complete.
+                        if self._is_terminal(name):
+                            break
+                        continue
+                    if not chunk:
+                        break
                     buf += chunk
                     *complete, buf = buf.split(b"\n")
                     wrote = False
@@ -320,10 +342,18 @@ class KubeStore:
             resp.release()
         return True
 
+    def _is_terminal(self, name: str) -> bool:
+        obj = self._objects.get(name)
+        return obj is None or (obj.get("status") or {}).get("phase") in TERMINAL
+
     async def _mark_archived(self, name: str) -> None:
         try:
             await self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
                 {"metadata": {"annotations": {ARCHIVED_ANNOTATION: "true"}}},
                 _content_type=MERGE_PATCH,
             )

@@ -49,11 +49,12 @@ for var in CCR_K8S_BIN_DIR KUBEBUILDER_ASSETS; do
     fi
 done
 
-command -v go >/dev/null || die "go is not installed; install Go >= 1.24 or set CCR_K8S_BIN_DIR"
+need_go() {
+    command -v go >/dev/null || die "go is not installed; install Go >= 1.24 (etcd ${ETCD_VERSION} wants a recent one) or set CCR_K8S_BIN_DIR"
+}
 mkdir -p "$OUT"
 export CGO_ENABLED=0
 export GOFLAGS="-mod=mod -buildvcs=false"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 # GOPROXY is taken from the environment (go's default when unset).
 
 fresh() {  # bin version -> 0 when $OUT/bin exists and was built for version
@@ -73,6 +74,7 @@ for b in "${K8S_BINS[@]}"; do
     if fresh "$b" "$K8S_VERSION"; then log "$b $K8S_VERSION: up to date"; else need_k8s+=("$b"); fi
 done
 if ((${#need_k8s[@]})); then
+    need_go
     log "building ${need_k8s[*]} from k8s.io/kubernetes@$K8S_VERSION"
     minor="${K8S_VERSION#v1.}"  # 34.4
     staging_version="v0.${minor}"   # k8s.io/api etc. are published as v0.34.4 for v1.34.4
@@ -127,6 +129,7 @@ if ! skipped etcd; then
     if fresh etcd "$ETCD_VERSION"; then
         log "etcd $ETCD_VERSION: up to date"
     else
+        need_go
         log "building etcd from go.etcd.io/etcd/server/v3@$ETCD_VERSION"
         mod="$WORK/etcd"
         mkdir -p "$mod"
@@ -157,6 +160,7 @@ goinstall() {  # bin module-path version
     local bin="$1" pkg="$2" ver="$3" t
     skipped "$bin" && return 0
     if fresh "$bin" "$ver"; then log "$bin $ver: up to date"; return 0; fi
+    need_go
     log "go install $pkg@$ver"
     t=$(date +%s)
     mkdir -p "$WORK/gobin"

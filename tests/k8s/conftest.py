@@ -4,7 +4,11 @@ Other test folders get the very same cluster (one per pytest session) with, in t
 
     import sys, pathlib
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "k8s"))
-    from controlplane import kube  # noqa: E402,F401
+    from controlplane import kube, terminal_summary  # noqa: E402,F401
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    terminal_summary(terminalreporter, config)
 
 See tests/k8s/README.md.
 """
@@ -18,4 +22,8 @@ _here = str(Path(__file__).resolve().parent)
 if _here not in sys.path:
     sys.path.insert(0, _here)
 
-from controlplane import kube  # noqa: E402,F401
+from controlplane import kube, terminal_summary  # noqa: E402,F401
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    terminal_summary(terminalreporter, config)

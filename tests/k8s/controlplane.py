@@ -868,6 +868,20 @@ def session_cluster(config: Any) -> ControlPlane | ExistingCluster:
     return cluster
 
 
+def terminal_summary(terminalreporter: Any, config: Any) -> None:
+    """One line for the pytest summary: start-up time, steps and memory of the session's control plane."""
+    cluster = getattr(config, _CONFIG_ATTR, None)
+    if isinstance(cluster, ControlPlane):
+        rss = cluster.rss_kib()
+        per = ", ".join(f"{k} {v // 1024}" for k, v in rss.items())
+        terminalreporter.write_line(
+            f"k8s control plane: started in {cluster.startup_seconds:.1f}s; "
+            f"RSS {sum(rss.values()) // 1024} MiB ({per}); dir {cluster.dir}"
+        )
+    elif isinstance(cluster, ExistingCluster):
+        terminalreporter.write_line(f"k8s: existing cluster {cluster.server} ({cluster.kubeconfig})")
+
+
 def kube_fixture() -> Any:
     """Build the session fixture `kube`; import it into a conftest: `from controlplane import kube`."""
     import pytest

@@ -12,7 +12,10 @@ import pytest
 from controlplane import (
     ANN_EXIT_CODE,
     ANN_RUN_DURATION,
+    ANN_START_DELAY,
     ANN_TERMINATION_MESSAGE,
+    ANN_WAITING_MESSAGE,
+    ANN_WAITING_REASON,
     ControlPlane,
     append_log,
 )
@@ -349,3 +352,45 @@ def test_service_account_without_the_verb_is_refused_by_rbac(kube, api, ns, tmp_
     with kube.api_client(bad) as bad_api, pytest.raises(client.ApiException) as err:
         client.CoreV1Api(bad_api).read_namespaced_pod("nope", ns)
     assert err.value.status == 401
+
+
+# --- the kwok annotation contract other tiers rely on (README.md) ----------------------------------------
+
+
+def make_pod(name: str, annotations: dict[str, str], restart_policy: str = "Never") -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, annotations=annotations),
+        spec=client.V1PodSpec(
+            restart_policy=restart_policy,
+            termination_grace_period_seconds=1,
+            containers=[client.V1Container(name="main", image=IMAGE, command=["sleep", "3600"])],
+        ),
+    )
+
+
+def test_kwok_contract_waiting_start_delay_always_and_deletion(kube, api, ns):
+    if not kube.simulated:
+        pytest.skip("pod behaviour annotations are a kwok feature")
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        ns, make_pod("pull", {ANN_WAITING_REASON: "ImagePullBackOff", ANN_WAITING_MESSAGE: "no such image"})
+    )
+    core.create_namespaced_pod(ns, make_pod("late", {ANN_START_DELAY: "2s", ANN_RUN_DURATION: "1h"}))
+    core.create_namespaced_pod(ns, make_pod("server", {}, restart_policy="Always"))
+    t0 = time.monotonic()
+
+    def waiting() -> Any:
+        st = core.read_namespaced_pod("pull", ns).status
+        return st.container_statuses and st.container_statuses[0].state.waiting
+
+    w = wait_for("waiting state", waiting)
+    assert (w.reason, w.message) == ("ImagePullBackOff", "no such image")
+    wait_for("late pod Running", lambda: core.read_namespaced_pod("late", ns).status.phase == "Running")
+    assert time.monotonic() - t0 >= 1.5
+    wait_for("server Running", lambda: core.read_namespaced_pod("server", ns).status.phase == "Running")
+    time.sleep(2)  # longer than the default run duration: restartPolicy Always pods keep running
+    assert core.read_namespaced_pod("server", ns).status.phase == "Running"
+    assert core.read_namespaced_pod("pull", ns).status.phase == "Pending"
+
+    core.delete_namespaced_pod("late", ns)
+    wait_for("late pod gone", lambda: not [p for p in core.list_namespaced_pod(ns).items if p.metadata.name == "late"])

@@ -896,13 +896,25 @@ def kube_fixture() -> Any:
 kube = kube_fixture()
 
 
-if __name__ == "__main__":  # manual use: python tests/k8s/controlplane.py  -> prints a kubeconfig, Ctrl-C stops
+def _main() -> None:
+    """python tests/k8s/controlplane.py: a control plane for manual use; Ctrl-C or SIGTERM stops it."""
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     cp = ControlPlane.start()
-    print(f"up in {cp.startup_seconds:.1f}s; export KUBECONFIG={cp.kubeconfig}", flush=True)
-    print("RSS KiB:", cp.rss_kib(), "total", sum(cp.rss_kib().values()), flush=True)
     try:
+        rss = cp.rss_kib()
+        print(f"up in {cp.startup_seconds:.1f}s {cp.timings}", flush=True)
+        print(f"RSS {sum(rss.values()) // 1024} MiB: {rss}", flush=True)
+        print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
         signal.pause()
     except KeyboardInterrupt:
         pass
     finally:
         cp.stop()
+
+
+if __name__ == "__main__":
+    _main()

@@ -125,4 +125,16 @@ if wants local; then
     podman run --rm --no-healthcheck --network none --entrypoint claude "localhost/ccr-local:$TAG" --version \
         || die "localhost/ccr-local:$TAG has no working claude CLI"
 fi
+if wants job && [[ -f Dockerfile.job ]]; then
+    podman run --rm --no-healthcheck --network none --entrypoint id "localhost/ccr-job:$TAG" -u | grep -qx 10001 \
+        || die "localhost/ccr-job:$TAG does not run as uid 10001"
+    podman run --rm --no-healthcheck --network none --read-only --tmpfs /tmp --entrypoint claude \
+        "localhost/ccr-job:$TAG" --version || die "localhost/ccr-job:$TAG has no working claude CLI"
+    for tool in git gh; do
+        podman run --rm --no-healthcheck --network none --entrypoint "$tool" "localhost/ccr-job:$TAG" --version \
+            >/dev/null || die "localhost/ccr-job:$TAG lacks $tool"
+    done
+    podman run --rm --no-healthcheck --network none --entrypoint python3 "localhost/ccr-job:$TAG" \
+        -c 'import ccr.job.pipeline' || die "localhost/ccr-job:$TAG cannot import the pipeline"
+fi
 log "done"

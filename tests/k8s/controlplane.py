@@ -453,6 +453,84 @@ class _ClusterHelpers:
         Path(path).chmod(0o600)
         return str(path)
 
+    # --- kwok pod behaviour for pods made by other code (an operator's Jobs) -------------------------
+    def pod_behaviour(
+        self,
+        namespace: str,
+        annotations: dict[str, str],
+        *,
+        match_labels: dict[str, str] | None = None,
+        name: str | None = None,
+        timeout: float = 30,
+    ) -> str:
+        """Give every pod created from now on in `namespace` these (ccr-test/...) annotations.
+
+        For pods the test does not write itself (the operator's Job pods): a CEL MutatingAdmissionPolicy
+        (beta in 1.34, enabled on the test control plane) bound to the namespace, optionally only to pods
+        with `match_labels`. Returns the policy name (delete with `clear_pod_behaviour`). Waits until
+        the apiserver applies it (a dry-run pod shows the annotations). Later calls with the same `name`
+        replace the annotations; the default name is per namespace.
+        """
+        if not self.simulated:
+            raise ControlPlaneError("pod behaviour annotations are a kwok feature; this cluster runs real pods")
+        name = name or f"ccr-test-pods-{namespace}"
+        cel_map = "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in annotations.items()) + "}"
+        policy = {
+            "apiVersion": "admissionregistration.k8s.io/v1beta1",
+            "kind": "MutatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "IfNeeded",
+                "mutations": [
+                    {
+                        "patchType": "ApplyConfiguration",
+                        "applyConfiguration": {
+                            "expression": f"Object{{metadata: Object.metadata{{annotations: {cel_map}}}}}"
+                        },
+                    }
+                ],
+            },
+        }
+        match: dict[str, Any] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+        if match_labels:
+            match["objectSelector"] = {"matchLabels": match_labels}
+        binding = {
+            "apiVersion": "admissionregistration.k8s.io/v1beta1",
+            "kind": "MutatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "matchResources": match},
+        }
+        self.apply([policy, binding])
+        probe = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"generateName": "ccr-probe-", "namespace": namespace, "labels": match_labels or {}},
+            "spec": {"containers": [{"name": "probe", "image": "probe"}]},
+        }
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe))
+            got = json.loads(out.stdout)["metadata"].get("annotations") or {}
+            if all(got.get(k) == v for k, v in annotations.items()):
+                return name
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"MutatingAdmissionPolicy {name} not effective after {timeout}s: {got}")
+            time.sleep(0.2)
+
+    def clear_pod_behaviour(self, name: str) -> None:
+        self.kubectl("delete", "mutatingadmissionpolicybinding,mutatingadmissionpolicy", name, "--ignore-not-found")
+
     # --- kwok pod logs -------------------------------------------------------------------------------
     def pod_logs_from_file(
         self,
@@ -623,6 +701,9 @@ class ControlPlane(_ClusterHelpers):
                 f"--kubelet-certificate-authority={ca}",
                 "--kubelet-preferred-address-types=InternalIP",
                 "--endpoint-reconciler-type=none",  # a loopback advertise address is not a valid endpoint
+                # lets tests script the pods other code creates (pod_behaviour): CEL mutating admission policies
+                "--feature-gates=MutatingAdmissionPolicy=true",
+                "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",

@@ -394,3 +394,20 @@ def test_kwok_contract_waiting_start_delay_always_and_deletion(kube, api, ns):
 
     core.delete_namespaced_pod("late", ns)
     wait_for("late pod gone", lambda: not [p for p in core.list_namespaced_pod(ns).items if p.metadata.name == "late"])
+
+
+def test_pod_behaviour_for_pods_made_by_other_code(kube, api, ns):
+    if not kube.simulated:
+        pytest.skip("pod behaviour annotations are a kwok feature")
+    message = 'line one\n{"errorType": "auth_expired"}'
+    policy = kube.pod_behaviour(ns, {ANN_EXIT_CODE: "7", ANN_TERMINATION_MESSAGE: message, ANN_RUN_DURATION: "0s"})
+    try:
+        # the Job itself says nothing about behaviour, as an operator's Job would not
+        client.BatchV1Api(api).create_namespaced_job(ns, job_manifest("plain"))
+        wait_for("Job Failed", lambda: job_condition(api, ns, "plain", "Failed"), timeout=120)
+        pod = job_pods(api, ns, "plain")[0]
+        term = pod.status.container_statuses[0].state.terminated
+        assert (term.exit_code, term.message, term.reason) == (7, message, "Error")
+        assert pod.status.phase == "Failed"
+    finally:
+        kube.clear_pod_behaviour(policy)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 USER_AGENT = "claude-code-runner"
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_DELAYS = (0.5, 2.0)
 # Enough repositories for a clear choice; the orchestrator prompt stays small.
 MAX_CANDIDATE_REPOS = 1000
 
@@ -70,6 +73,11 @@ class GitHub:
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         response = self._client.request(method, url, **kwargs)
+        for delay in RETRY_DELAYS if method == "GET" else ():
+            if response.status_code not in RETRY_STATUSES:
+                break
+            time.sleep(delay)  # GitHub's occasional 502/503: reads are safe to repeat
+            response = self._client.request(method, url, **kwargs)
         if response.status_code >= 400:
             try:
                 message = str(response.json().get("message", ""))

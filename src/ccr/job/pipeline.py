@@ -127,8 +127,7 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
         pre = run_preflight(settings)
         out.redactor = out.redactor.with_secrets(pre.extra_secrets)
         run.env = child_env(os.environ, settings.github_server_url, pre.home)
-        token = settings.github_token.get_secret_value() if settings.github_token else ""
-        run.github = GitHub(settings.github_api_url, token)
+        run.github = pre.github
         _checkpoint(control)
 
         out.phase("orchestrator")

@@ -29,6 +29,7 @@ ROOT_MESSAGE = (
 @dataclass(frozen=True)
 class Preflight:
     home: Path
+    github: GitHub  # the REST client, kept for the rest of the run
     user: dict[str, Any]  # the GitHub user the token belongs to
     extra_secrets: tuple[str, ...]  # token values read from a credentials file
 
@@ -72,18 +73,21 @@ def install_claude_credentials(settings: JobSettings, home: Path) -> tuple[str, 
     )
 
 
-def check_github(settings: JobSettings) -> dict[str, Any]:
+def check_github(settings: JobSettings) -> tuple[GitHub, dict[str, Any]]:
+    """The REST client, proven with one call (``GET /user``: who the token belongs to)."""
     token = settings.github_token.get_secret_value().strip() if settings.github_token else ""
     if not token:
         raise JobFailure(ErrorType.INVALID, "GITHUB_TOKEN is not set")
+    github = GitHub(settings.github_api_url, token)
     try:
-        with GitHub(settings.github_api_url, token) as github:
-            return github.user()
+        return github, github.user()
     except GitHubError as exc:
+        github.close()
         if exc.status == 401:
             raise JobFailure(ErrorType.AUTH_EXPIRED, "GitHub refused GITHUB_TOKEN (401 Bad credentials)") from exc
         raise JobFailure(ErrorType.INVALID, f"GitHub token check failed: {exc}") from exc
-    except Exception as exc:  # httpx transport errors: DNS, TLS, refused
+    except Exception as exc:  # httpx transport errors: DNS, TLS, connection refused
+        github.close()
         raise JobFailure(ErrorType.INVALID, f"cannot reach GitHub at {settings.github_api_url}: {exc}") from exc
 
 
@@ -103,8 +107,8 @@ def run_preflight(settings: JobSettings) -> Preflight:
     home = home_dir()
     extra = install_claude_credentials(settings, home)
     check_claude_bin(settings)
-    user = check_github(settings)
-    return Preflight(home=home, user=user, extra_secrets=extra)
+    github, user = check_github(settings)
+    return Preflight(home=home, github=github, user=user, extra_secrets=extra)
 
 
 def _read_credentials(path: Path) -> Any:

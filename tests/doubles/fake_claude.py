@@ -13,7 +13,7 @@ else ``success``:
     auth_expired       replay fixtures/auth-expired.jsonl, exit 1
     usage_limit        replay fixtures/usage-limit.jsonl, exit 1
     max_turns          leave an uncommitted edit, replay fixtures/max-turns-with-subagent.jsonl, exit 1
-    crash              init event, a stack trace on stderr, exit 2 without a result
+    crash              init event, a plain-text line on stdout, a stack trace on stderr, exit 2, no result
     hang[:ignore_term] init event, then sleep forever (ignore_term: ignore SIGTERM, needs SIGKILL)
     slow:N:SECONDS     commit+push, leave an uncommitted edit, then N text events SECONDS apart, success
     leak               print the environment's secret values on stdout and stderr (split across writes)
@@ -285,6 +285,8 @@ def worker_max_turns(args: list[str], cwd: str, model: str | None) -> int:
 
 def worker_crash(args: list[str], cwd: str, model: str | None) -> int:
     emit(init_event(cwd, model))
+    sys.stdout.write("Error: not JSON, as the real CLI prints before it dies\n")
+    sys.stdout.flush()
     sys.stderr.write('Traceback (most recent call last):\n  File "cli.js", line 1\nTypeError: fake crash\n')
     sys.stderr.flush()
     return 2

@@ -46,6 +46,11 @@ def test_fixture_scenarios_are_classified(
         reset = dt.datetime.fromisoformat(result["resetTime"])
         assert int(reset.timestamp()) == 1788003600
         assert "Capacity resets" in body
+    assert all(line.event is not None for line in outcome.lines)  # stdout stays JSON Lines
+    if scenario == "crash":
+        raw = [e for e in outcome.events if e.get("type") == "ccr" and e.get("event") == "raw"]
+        assert raw and raw[0]["text"].startswith("Error: not JSON")
+        assert "TypeError: fake crash" in outcome.stderr
     if scenario == "max_turns":
         # the half-done, uncommitted work was committed as WIP and pushed
         branch = result["branch"]

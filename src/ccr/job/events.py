@@ -74,10 +74,11 @@ class Emitter:
     def step(self, step: str, message: str, **extra: Any) -> None:
         self.emit("step", step=step, message=message, **extra)
 
-    def result(self, result: JobResult) -> str:
-        line = self.redactor.redact(result_line(result))
-        self.line(line)
-        return line
+    def redact_result(self, result: JobResult) -> JobResult:
+        return JobResult.model_validate_json(self.redactor.redact(result.model_dump_json(by_alias=True)))
+
+    def result(self, result: JobResult) -> None:
+        self.line(result_line(self.redact_result(result)))
 
     def diag(self, message: str) -> None:
         text = self.redactor.redact(message.rstrip("\n")) + "\n"

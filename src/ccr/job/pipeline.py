@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,11 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
         outcome = Outcome(failure.error_type, failure.message, failure.reset_time)
     except (GitError, GitHubError) as exc:
         outcome = Outcome(_infra_error_type(exc), str(exc))
+    except Exception as exc:  # a bug or an unexpected transport error: still finish and report
+        out.diag(traceback.format_exc())
+        outcome = Outcome(ErrorType.EXIT_CODE, f"internal error: {type(exc).__name__}: {exc}")
+    if not outcome.ok:
+        out.diag(f"ccr job: {outcome.error_type}: {outcome.message}")
     if control.cancel.is_set() and outcome.error_type is not ErrorType.CANCELLED:
         outcome = Outcome(ErrorType.CANCELLED, "cancelled on request")
     elif control.timed_out and outcome.error_type not in (ErrorType.TIMEOUT, ErrorType.CANCELLED):
@@ -376,7 +382,7 @@ def write_termination_log(path: Path, result: JobResult, out: Emitter) -> None:
     if path == DEFAULT_TERMINATION_LOG and not (path.exists() and os.access(path, os.W_OK)):
         return
     try:
-        path.write_text(out.redactor.redact(result_line(result, TERMINATION_LOG_LIMIT)), encoding="utf-8")
+        path.write_text(result_line(out.redact_result(result), TERMINATION_LOG_LIMIT), encoding="utf-8")
     except OSError as exc:
         out.diag(f"cannot write the termination message to {path}: {exc.strerror}")
 

@@ -30,7 +30,8 @@ def test_repo_listing_is_paginated_with_link_headers(fake_github: FakeGitHub) ->
     for i in range(5):
         fake_github.add_repo(f"o/r{i}")
     headers = {"Authorization": f"Bearer {fake_github.token}"}
-    seen, url = [], fake_github.api_url + "/user/repos?per_page=100"
+    seen: list[str] = []
+    url: str | None = fake_github.api_url + "/user/repos?per_page=100"
     while url:
         response = httpx.get(url, headers=headers)
         seen += [r["full_name"] for r in response.json()]

@@ -150,3 +150,12 @@ def test_credentials_file_is_copied_into_a_writable_home(
     copied = Path(env["HOME"]) / ".claude" / ".credentials.json"
     assert copied.read_text() == source.read_text()
     assert copied.stat().st_mode & 0o777 == 0o600
+
+
+def test_malformed_job_environment_is_invalid(repo: str, job_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**job_env, "CCR_CANCEL_GRACE_SECONDS": "soon"}
+    outcome = run_job(spec_json("task-badenv", prompt="x", repo=repo), env)
+    assert outcome.returncode == 1 and outcome.result["errorType"] == "invalid"
+    assert "invalid job environment" in outcome.result["message"]
+    assert json.loads((tmp_path / "termination-log").read_text())["errorType"] == "invalid"
+    assert fake_log(env) == []

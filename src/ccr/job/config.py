@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from ccr.core.settings import GitHubSettings
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+TERMINATION_LOG_ENV = "CCR_TERMINATION_LOG"  # read before the settings too: a bad environment is reported there
 # The Claude CLI reads these before its own credentials: scrubbed from its environment so an API key can
 # never silently take over from the subscription.
 SCRUBBED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -28,7 +29,7 @@ class JobSettings(GitHubSettings):
     )
     cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
     mark_ready_on_success: bool = Field(default=False, validation_alias="CCR_MARK_READY_ON_SUCCESS")
-    termination_log: Path = Field(default=DEFAULT_TERMINATION_LOG, validation_alias="CCR_TERMINATION_LOG")
+    termination_log: Path = Field(default=DEFAULT_TERMINATION_LOG, validation_alias=TERMINATION_LOG_ENV)
     allow_root: bool = Field(
         default=False,
         validation_alias="CCR_ALLOW_ROOT",

@@ -43,7 +43,7 @@ from ccr.job.claude import (
     run_claude,
     worker_argv,
 )
-from ccr.job.config import DEFAULT_TERMINATION_LOG, JobSettings
+from ccr.job.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, JobSettings
 from ccr.job.events import TERMINATION_LOG_LIMIT, Emitter, result_line
 from ccr.job.github import GitHub, GitHubError, PullRequest
 from ccr.job.gitops import Checkout, Git, GitError, Identity, clone_config, clone_url, fresh_workdir
@@ -84,7 +84,7 @@ class Run:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Emitter(Redactor.from_env())
-    termination_log = Path(os.environ.get("CCR_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG)
+    termination_log = Path(os.environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG)
     try:
         job = read_job(args.spec)
         settings = _settings()
@@ -149,12 +149,12 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
     except Exception as exc:  # a bug or an unexpected transport error: still finish and report
         out.diag(traceback.format_exc())
         outcome = Outcome(ErrorType.EXIT_CODE, f"internal error: {type(exc).__name__}: {exc}")
-    if not outcome.ok:
-        out.diag(f"ccr job: {outcome.error_type}: {outcome.message}")
     if control.cancel.is_set() and outcome.error_type is not ErrorType.CANCELLED:
         outcome = Outcome(ErrorType.CANCELLED, "cancelled on request")
     elif control.timed_out and outcome.error_type not in (ErrorType.TIMEOUT, ErrorType.CANCELLED):
         outcome = Outcome(ErrorType.TIMEOUT, "the task's deadline (timeoutSeconds) passed")
+    if not outcome.ok:
+        out.diag(f"ccr job: {outcome.error_type}: {outcome.message}")
 
     out.phase("finish")
     result = finish(run, outcome)
@@ -177,15 +177,15 @@ def select_repo(run: Run) -> str:
     if len(named) == 1:
         out.step("repo_selected", f"{named[0]} (named in the prompt)", repo=named[0])
         return named[0]
-    workdir = Path(tempfile.mkdtemp(prefix="ccr-orchestrator-"))
-    claude = run_claude(
-        orchestrator_argv(run.settings.claude_bin, spec.model),
-        orchestrator_prompt(spec.prompt, candidates),
-        cwd=workdir,
-        env=run.env,
-        out=out,
-        control=run.control,
-    )
+    with tempfile.TemporaryDirectory(prefix="ccr-orchestrator-") as workdir:
+        claude = run_claude(
+            orchestrator_argv(run.settings.claude_bin, spec.model),
+            orchestrator_prompt(spec.prompt, candidates),
+            cwd=Path(workdir),
+            env=run.env,
+            out=out,
+            control=run.control,
+        )
     run.add(claude)
     outcome = _classify(claude)
     if not outcome.ok:

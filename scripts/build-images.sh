@@ -97,20 +97,13 @@ if wants job; then
 fi
 
 # Smoke checks: the entry points exist and run as the non-root user.
-if wants app; then
-    podman run --rm --no-healthcheck --network none --entrypoint id "localhost/ccr:$TAG" -u | grep -qx 10001 \
-        || die "localhost/ccr:$TAG does not run as uid 10001"
-    podman run --rm --no-healthcheck --network none --entrypoint python3 "localhost/ccr:$TAG" -c 'import ccr, fastapi, kopf' \
-        || die "localhost/ccr:$TAG lacks its packages"
-    podman run --rm --no-healthcheck --network none --read-only --tmpfs /tmp "localhost/ccr:$TAG" operator --help >/dev/null \
-        || die "localhost/ccr:$TAG: \`ccr operator --help\` fails"
-    # `ccr serve` as the chart runs it: read-only root, writable /tmp and /data, no capabilities.
+serve_smoke() {  # image: `ccr serve` as the chart runs it (read-only root, writable /tmp and /data, no caps)
+    local image="$1" port name ok=""
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     name="ccr-smoke-$$"
     podman run -d --name "$name" --read-only --tmpfs /tmp -v "$name-data:/data" --cap-drop ALL --no-healthcheck \
         --security-opt no-new-privileges --network host -e CCR_HOST=127.0.0.1 -e PORT="$port" \
-        -e SESSION_SECRET=build-images-smoke-test-secret "localhost/ccr:$TAG" >/dev/null
-    ok=""
+        -e SESSION_SECRET=build-images-smoke-test-secret "$image" >/dev/null
     for _ in $(seq 60); do
         if python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null
         then ok=1; break; fi
@@ -118,12 +111,22 @@ if wants app; then
     done
     [[ -n "$ok" ]] || podman logs "$name" >&2 || true
     podman rm -f "$name" >/dev/null; podman volume rm -f "$name-data" >/dev/null
-    [[ -n "$ok" ]] || die "localhost/ccr:$TAG: \`ccr serve\` did not answer /health (log above)"
-    log "localhost/ccr:$TAG: ccr serve answers /health with a read-only root filesystem"
+    [[ -n "$ok" ]] || die "$image: \`ccr serve\` did not answer /health (log above)"
+    log "$image: ccr serve answers /health with a read-only root filesystem"
+}
+if wants app; then
+    podman run --rm --no-healthcheck --network none --entrypoint id "localhost/ccr:$TAG" -u | grep -qx 10001 \
+        || die "localhost/ccr:$TAG does not run as uid 10001"
+    podman run --rm --no-healthcheck --network none --entrypoint python3 "localhost/ccr:$TAG" -c 'import ccr, fastapi, kopf' \
+        || die "localhost/ccr:$TAG lacks its packages"
+    podman run --rm --no-healthcheck --network none --read-only --tmpfs /tmp "localhost/ccr:$TAG" operator --help >/dev/null \
+        || die "localhost/ccr:$TAG: \`ccr operator --help\` fails"
+    serve_smoke "localhost/ccr:$TAG"
 fi
 if wants local; then
     podman run --rm --no-healthcheck --network none --entrypoint claude "localhost/ccr-local:$TAG" --version \
         || die "localhost/ccr-local:$TAG has no working claude CLI"
+    serve_smoke "localhost/ccr-local:$TAG"
 fi
 if wants job && [[ -f Dockerfile.job ]]; then
     podman run --rm --no-healthcheck --network none --entrypoint id "localhost/ccr-job:$TAG" -u | grep -qx 10001 \

@@ -712,12 +712,6 @@ class ControlPlane(_ClusterHelpers):
         ctx = ssl.create_default_context(cafile=ca)
         self._wait("kube-apiserver", deadline, lambda: _http_ok(f"{self.server}/readyz", ctx=ctx))
 
-        # the kwok CRDs for pod logs must exist before kwok starts watching them
-        self.kubectl(
-            "apply", "-f", str(MANIFESTS / "kwok-crd-logs.yaml"), "-f", str(MANIFESTS / "kwok-crd-clusterlogs.yaml")
-        )
-        self._mark("kwok CRDs")
-
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
@@ -757,6 +751,12 @@ class ControlPlane(_ClusterHelpers):
                 "--v=1",
             ],
         )
+        # the kwok CRDs for pod logs must exist before kwok starts watching them
+        self.kubectl(
+            "apply", "-f", str(MANIFESTS / "kwok-crd-logs.yaml"), "-f", str(MANIFESTS / "kwok-crd-clusterlogs.yaml")
+        )
+        self._mark("kwok CRDs")
+
         self._spawn(
             "kwok",
             [

@@ -255,7 +255,7 @@ def test_ttl_seconds_after_finished_removes_the_job(kube, api, ns):
     def removed() -> bool:
         return not [j for j in batch.list_namespaced_job(ns).items if j.metadata.name == "ttl"]
 
-    wait_for("Job removed by the TTL controller", removed, timeout=60)
+    wait_for("Job removed by the TTL controller", removed, timeout=120)
 
 
 def test_following_the_pod_log_returns_lines_as_they_are_appended(kube, api, ns, tmp_path):

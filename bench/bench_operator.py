@@ -38,6 +38,11 @@ SAMPLES = int(os.environ.get("CCR_BENCH_LATENCY_SAMPLES", "40"))
 LONG_RUN = {"ccr-test/run-duration": "1h"}
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int, field: str = "VmHWM") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -52,16 +57,21 @@ class JobWatch:
         self.seen: dict[str, float] = {}
         self.cond = threading.Condition()
         self._w = watch.Watch()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, args=(api, ns), daemon=True)
         self._thread.start()
 
     def _run(self, api: client.ApiClient, ns: str) -> None:
-        for event in self._w.stream(client.BatchV1Api(api).list_namespaced_job, ns, timeout_seconds=600):
-            if event["type"] == "ADDED":
-                name = event["object"].metadata.annotations.get(builders.TASK_NAME_ANNOTATION, "")
-                with self.cond:
-                    self.seen.setdefault(name, time.monotonic())
-                    self.cond.notify_all()
+        while not self._stopped:
+            try:
+                for event in self._w.stream(client.BatchV1Api(api).list_namespaced_job, ns, timeout_seconds=600):
+                    if event["type"] == "ADDED":
+                        name = event["object"].metadata.annotations.get(builders.TASK_NAME_ANNOTATION, "")
+                        with self.cond:
+                            self.seen.setdefault(name, time.monotonic())
+                            self.cond.notify_all()
+            except Exception:  # a watch broken by the loaded apiserver: watch again (ADDED repeats; kept first)
+                time.sleep(0.2)
 
     def wait(self, name: str, timeout: float = 10) -> float:
         with self.cond:
@@ -69,6 +79,7 @@ class JobWatch:
             return self.seen[name]
 
     def stop(self) -> None:
+        self._stopped = True
         self._w.stop()
 
 
@@ -131,6 +142,7 @@ def bench_burst(cluster: Any, api: client.ApiClient, workdir: Path, limit: int) 
         create(api, ns, "warmup")
         jobs.wait("warmup", timeout=60)
         names = [f"b-{i:03d}" for i in range(TASKS)]
+        cpu0 = cpu_seconds(op.pid)
         t0 = time.monotonic()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda n: create(api, ns, n), names))
@@ -146,7 +158,7 @@ def bench_burst(cluster: Any, api: client.ApiClient, workdir: Path, limit: int) 
         elapsed = time.monotonic() - t0
         with_job = sum(1 for n in names if n in jobs.seen)
         return {"submit_s": submitted, "all_settled_s": elapsed, "jobs": with_job, "queued": TASKS - with_job,
-                "rss_peak_mib": rss_kib(op.pid) / 1024}
+                "rss_peak_mib": rss_kib(op.pid) / 1024, "cpu_s": cpu_seconds(op.pid) - cpu0}
     finally:
         jobs.stop()
         op.stop()
@@ -170,7 +182,8 @@ def main() -> None:
                 r = bench_burst(cluster, api, workdir, limit)
                 print(f"burst of {TASKS}, limit {limit}: created in {r['submit_s']:.1f} s, all with a Job or "
                       f"Queued after {r['all_settled_s']:.1f} s (target 30 s): {r['jobs']} Jobs, "
-                      f"{r['queued']} queued; operator peak RSS {r['rss_peak_mib']:.0f} MiB (target 200)",
+                      f"{r['queued']} queued; operator peak RSS {r['rss_peak_mib']:.0f} MiB (target 200), "
+                      f"operator CPU {r['cpu_s']:.1f} s; load average {os.getloadavg()[0]:.1f}",
                       flush=True)
     finally:
         cluster.stop()

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from ccr.core.model import ErrorType, Phase
+from ccr.core.model import ErrorType, Phase, TaskSpec
 from ccr.operator.reconcile import (
     Action,
     Slot,
@@ -163,8 +163,11 @@ def test_queue_order_limit_and_lanes() -> None:
     bb = task("bb", repo="o/r", branch="b", priority=5)
     ccc = task("ccc")
     dddd = task("dddd", priority=-1)
-    chosen = select_admissions([a, bb, ccc, dddd], [], 2)
+    def specs(*tasks: TaskView) -> list[tuple[TaskView, TaskSpec]]:
+        return [(t, TaskSpec.model_validate(dict(t.spec))) for t in tasks]
+
+    chosen = select_admissions(specs(a, bb, ccc, dddd), [], 2)
     assert [t.name for t in chosen] == ["bb", "ccc"]  # a shares bb's lane
-    chosen = select_admissions([a, ccc, dddd], [Slot(("ns", "x"), ("o/r", "b"))], 2)
+    chosen = select_admissions(specs(a, ccc, dddd), [Slot(("ns", "x"), ("o/r", "b"))], 2)
     assert [t.name for t in chosen] == ["ccc"]
-    assert select_admissions([a], [Slot(("ns", "x"), None)] * 2, 2) == []
+    assert select_admissions(specs(a), [Slot(("ns", "x"), None)] * 2, 2) == []

@@ -15,11 +15,14 @@ SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespac
 
 class OperatorConfig(OperatorSettings):
     resync_seconds: float = Field(
-        default=15.0, gt=0, le=3600,
+        default=15.0,
+        gt=0,
+        le=3600,
         description="Every unfinished task is re-checked this often (the safety net for missed events).",
     )
     archive_wait_seconds: int = Field(
-        default=24 * 3600, ge=0,
+        default=24 * 3600,
+        ge=0,
         description="A finished Job whose transcript nobody archived gets its TTL after this long anyway.",
     )
     job_pod_annotations: dict[str, str] = Field(

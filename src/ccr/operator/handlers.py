@@ -21,7 +21,7 @@ import kopf
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ccr.core.model import GROUP, PLURAL, VERSION, Phase, now
+from ccr.core.model import GROUP, PLURAL, VERSION, Phase, TaskSpec, now
 from ccr.operator import builders
 from ccr.operator.config import OperatorConfig
 from ccr.operator.reconcile import (
@@ -32,7 +32,6 @@ from ccr.operator.reconcile import (
     lane_of,
     parse_spec,
     select_admissions,
-    started,
     status_patch,
 )
 from ccr.operator.views import JobView, PodView, TaskKey, TaskView
@@ -98,6 +97,7 @@ class Runtime:
         self._locks: dict[str, asyncio.Lock] = {}
         self._written: dict[str, dict[str, Any]] = {}  # uid -> the status we last wrote
         self._reserved: dict[TaskKey, float] = {}  # Jobs created, not yet seen in the index
+        self._specs: dict[str, tuple[int, TaskSpec | None]] = {}  # uid -> (generation, spec)
         self._admit_lock = asyncio.Lock()
         self._admit_again = False
         self._resync: asyncio.Task[None] | None = None
@@ -152,6 +152,7 @@ class Runtime:
         """The task is gone: drop what we remember about it."""
         self._locks.pop(task.uid, None)
         self._written.pop(task.uid, None)
+        self._specs.pop(task.uid, None)
         self._reserved.pop(task.key, None)
 
     # --- the per-task loop -------------------------------------------------------------------------
@@ -219,7 +220,12 @@ class Runtime:
         try:
             api: Any = client.CustomObjectsApi(self.api)
             await api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, task.namespace, PLURAL, task.name, {"status": patch},
+                GROUP,
+                VERSION,
+                task.namespace,
+                PLURAL,
+                task.name,
+                {"status": patch},
                 _content_type=MERGE_PATCH,
             )
         except ApiException as exc:
@@ -229,11 +235,18 @@ class Runtime:
         self._written[task.uid] = d.status.dump()
         if d.event is not None:
             kopf.event(
-                cast(kopf.Body, task.ref), type="Warning" if d.event.warning else "Normal",
-                reason=d.event.reason, message=d.event.message,
+                cast(kopf.Body, task.ref),
+                type="Warning" if d.event.warning else "Normal",
+                reason=d.event.reason,
+                message=d.event.message,
             )
-        log.info("task %s/%s: %s", task.namespace, task.name, d.status.phase.value,
-                 extra={"task": task.name, "namespace": task.namespace})
+        log.info(
+            "task %s/%s: %s",
+            task.namespace,
+            task.name,
+            d.status.phase.value,
+            extra={"task": task.name, "namespace": task.namespace},
+        )
 
     # --- the queue ---------------------------------------------------------------------------------
 
@@ -248,12 +261,19 @@ class Runtime:
                 self._admit_again = False
                 await self._admit_round()
 
+    def _spec(self, task: TaskView) -> TaskSpec | None:
+        """The validated spec, parsed once per generation (admission rounds look at every task)."""
+        cached = self._specs.get(task.uid)
+        if cached is None or cached[0] != task.generation:
+            cached = self._specs[task.uid] = (task.generation, parse_spec(task.spec)[0])
+        return cached[1]
+
     def _status_of(self, task: TaskView) -> Mapping[str, Any]:
         return self._written.get(task.uid, task.status)
 
     async def _admit_round(self) -> None:
         running: list[Slot] = []
-        candidates: list[TaskView] = []
+        candidates: list[tuple[TaskView, TaskSpec]] = []
         for task in self.indexes.all_tasks():
             job = self.indexes.job(task.key)
             phase = self._status_of(task).get("phase") or Phase.PENDING.value
@@ -263,11 +283,11 @@ class Runtime:
                 or self._reserved_now(task.key)
             )
             if busy:
-                running.append(Slot(task.key, lane_of(task)))
+                running.append(Slot(task.key, lane_of(task, self._spec(task))))
             elif phase in (Phase.PENDING.value, Phase.QUEUED.value) and job is None and not task.deleting:
-                spec, _ = parse_spec(task.spec)
+                spec = self._spec(task)
                 if spec is not None and not spec.cancel:
-                    candidates.append(task)
+                    candidates.append((task, spec))
         chosen = select_admissions(candidates, running, self.settings.max_concurrent)
         gate = asyncio.Semaphore(START_PARALLELISM)
 
@@ -276,8 +296,13 @@ class Runtime:
                 try:
                     await self._start(task)
                 except ApiException as exc:
-                    log.warning("task %s/%s: creating its Job failed: %s", task.namespace, task.name,
-                                exc.reason, extra={"task": task.name, "namespace": task.namespace})
+                    log.warning(
+                        "task %s/%s: creating its Job failed: %s",
+                        task.namespace,
+                        task.name,
+                        exc.reason,
+                        extra={"task": task.name, "namespace": task.namespace},
+                    )
 
         await asyncio.gather(*(start(task) for task in chosen))
 
@@ -286,7 +311,7 @@ class Runtime:
         async with lock:
             task = self._fresh(self.indexes.task(task.key) or task)
             phase = task.status.get("phase") or Phase.PENDING.value
-            spec, _ = parse_spec(task.spec)
+            spec = self._spec(task)
             busy = self.indexes.job(task.key) is not None
             if spec is None or spec.cancel or phase not in (Phase.PENDING.value, Phase.QUEUED.value) or busy:
                 return
@@ -302,8 +327,8 @@ class Runtime:
             )
             job = builders.build_job(owner, spec, self.settings, pod_annotations)
             await _create_ok_if_exists(batch.create_namespaced_job(task.namespace, job))
+            # Its status turns Running when the Job's own event arrives (one API call less per start).
             self._reserved[task.key] = time.monotonic()
-            await self._write(task, started(task, job["metadata"]["name"]))
 
     # --- Jobs --------------------------------------------------------------------------------------
 
@@ -349,8 +374,11 @@ class Runtime:
                 return  # its outcome is not recorded yet
             if not task.archived:
                 finished = job.completion_time or job.start_time
-                age = (now() - dt.datetime.fromisoformat(finished.replace("Z", "+00:00"))).total_seconds() \
-                    if finished else 0.0
+                age = (
+                    (now() - dt.datetime.fromisoformat(finished.replace("Z", "+00:00"))).total_seconds()
+                    if finished
+                    else 0.0
+                )
                 if age < self.settings.archive_wait_seconds:
                     return
         assert self.api is not None

@@ -248,14 +248,17 @@ def decide(
         if result is None:
             result = parse_result(log_text)
     b.new.start_time = b.new.start_time or _ts(own_job.start_time)
-    finished_at = _ts(own_job.completion_time) or (
-        _ts(pod.terminated.finished_at) if pod and pod.terminated else None
-    )
+    finished_at = _ts(own_job.completion_time) or (_ts(pod.terminated.finished_at) if pod and pod.terminated else None)
     if own_job.finished == "Failed" and own_job.reason == "DeadlineExceeded":
         if result is not None:
             _apply_result(b, result, exit_code, now)
-        _finish(b, finished_at or now, Phase.FAILED, ErrorType.TIMEOUT,
-                f"the task ran past its deadline of {spec.timeout_seconds}s")
+        _finish(
+            b,
+            finished_at or now,
+            Phase.FAILED,
+            ErrorType.TIMEOUT,
+            f"the task ran past its deadline of {spec.timeout_seconds}s",
+        )
     elif result is not None:
         _apply_result(b, result, exit_code, finished_at or now)
     elif own_job.finished == "Complete":
@@ -264,22 +267,6 @@ def decide(
         _finish(b, finished_at or now, Phase.FAILED, ErrorType.EXIT_CODE, _failure_text(own_job, pod))
     d.event = _terminal_event(b.new)
     return d
-
-
-def started(task: TaskView, job_name: str) -> Decision:
-    """The status right after the queue created the task's Job: Running, the pod not yet up."""
-    old = current_status(task)
-    b = _Builder(task, old)
-    spec, _ = parse_spec(task.spec)
-    if not any(c.type == ConditionType.ACCEPTED for c in old.conditions):
-        b.cond(ConditionType.ACCEPTED, True, "Validated", "")
-    if spec is not None:
-        b.new.repo = b.new.repo or spec.repo
-        b.new.branch = b.new.branch or spec.branch or branch_for(task.name)
-    b.new.phase = Phase.RUNNING
-    b.new.job_name = job_name
-    b.cond(ConditionType.STARTED, False, "JobCreated", f"Job {job_name}")
-    return Decision(status=b.new, event=Transition(False, "JobCreated", f"Job {job_name} created"))
 
 
 def _decide_cancel(
@@ -382,8 +369,7 @@ class Slot:
     lane: tuple[str, str] | None  # (repo, branch) when known: one running task per lane
 
 
-def lane_of(task: TaskView) -> tuple[str, str] | None:
-    spec, _ = parse_spec(task.spec)
+def lane_of(task: TaskView, spec: TaskSpec | None) -> tuple[str, str] | None:
     if spec is None or spec.repo is None:
         return None  # the repository is picked at run time, and the branch is the task's own
     return (spec.repo.lower(), spec.branch or branch_for(task.name))
@@ -395,7 +381,9 @@ def queue_order(task: TaskView) -> tuple[int, str, str, str]:
     return (-int(priority) if isinstance(priority, int) else 0, task.created, task.namespace, task.name)
 
 
-def select_admissions(candidates: Iterable[TaskView], running: Iterable[Slot], limit: int) -> list[TaskView]:
+def select_admissions(
+    candidates: Iterable[tuple[TaskView, TaskSpec]], running: Iterable[Slot], limit: int
+) -> list[TaskView]:
     """Which queued tasks start now: in queue order, while slots are free, skipping busy lanes.
 
     A task whose lane is busy does not block the ones behind it (it keeps its place for the next round).
@@ -404,10 +392,12 @@ def select_admissions(candidates: Iterable[TaskView], running: Iterable[Slot], l
     free = limit - len(slots)
     busy = {s.lane for s in slots if s.lane is not None}
     chosen: list[TaskView] = []
-    for task in sorted(candidates, key=queue_order):
+    if free <= 0:
+        return chosen
+    for task, spec in sorted(candidates, key=lambda c: queue_order(c[0])):
         if free <= 0:
             break
-        lane = lane_of(task)
+        lane = lane_of(task, spec)
         if lane is not None and lane in busy:
             continue
         chosen.append(task)
@@ -429,6 +419,5 @@ __all__ = [
     "parse_spec",
     "queue_order",
     "select_admissions",
-    "started",
     "status_patch",
 ]

@@ -1,0 +1,22 @@
+"""The dashboard: server-rendered pages over the same store and auth the REST API uses.
+
+``ccr.api.app.create_app`` calls :func:`mount` when this package is importable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def mount(app: FastAPI) -> None:
+    from ccr.dashboard import routes
+
+    app.include_router(routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(routes.LoginRequired, routes.login_required)
+    app.add_exception_handler(HTTPException, routes.browser_errors)

@@ -1,0 +1,486 @@
+// The live transcript: /task/{id}/events (Server-Sent Events, id = line seq) drawn by event type.
+// Rules: every piece of text goes in through textContent (never innerHTML); a line is drawn once
+// (lines at or below the last seq seen are dropped, so a reconnect never duplicates); unknown events
+// are shown raw, never dropped; the page follows the end only while the reader is at the bottom.
+(function () {
+  'use strict';
+
+  var root = document.getElementById('transcript');
+  if (!root) return;
+
+  var TEXT_CUT = 4000;        // characters of a tool result / long text shown before "show all"
+  var LINES_CUT = 40;         // lines of the same
+  var FRAME_BUDGET_MS = 10;   // drawing work per animation frame: the page stays responsive
+  var BOTTOM_SLACK_PX = 48;
+
+  var taskId = root.getAttribute('data-task');
+  var stateEl = document.getElementById('stream-state');
+  var jumpEl = document.getElementById('jump-end');
+
+  var state = {
+    lastSeq: 0,         // highest seq received (dedupe key)
+    drawn: 0,           // lines drawn
+    queue: [],          // [seq, data] waiting for a frame
+    head: 0,            // index of the next queued line
+    scheduled: false,
+    ended: false,
+    es: null,
+    retryTimer: null,
+    retries: 0,
+    tools: new Map(),   // tool_use id -> {card, children}
+    follow: root.getAttribute('data-terminal') !== 'true',
+    lastScrollTop: 0,
+  };
+
+  // --- small DOM helpers ----------------------------------------------------------------------------
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function link(href, text) {
+    var s = String(href || '');
+    if (!/^https?:\/\//i.test(s)) return el('span', 'mono', text || s);
+    var a = el('a', null, text || s);
+    a.href = s;
+    a.rel = 'noopener noreferrer';
+    a.target = '_blank';
+    return a;
+  }
+
+  function str(value) {
+    if (value === undefined || value === null) return '';
+    return typeof value === 'string' ? value : JSON.stringify(value, null, 2);
+  }
+
+  // A <pre> holding text cut at TEXT_CUT chars / LINES_CUT lines, with a "show all" button.
+  function cutPre(text, cls) {
+    var wrap = el('div', null);
+    var pre = el('pre', cls || null);
+    var cut = text;
+    var lines = 0;
+    var i = -1;
+    while (lines < LINES_CUT && (i = text.indexOf('\n', i + 1)) >= 0) lines += 1;
+    if (lines >= LINES_CUT && i >= 0) cut = text.slice(0, i);
+    if (cut.length > TEXT_CUT) cut = cut.slice(0, TEXT_CUT);
+    pre.textContent = cut;
+    wrap.appendChild(pre);
+    if (cut.length < text.length) {
+      var more = el('button', 'show-all', 'show all (' + (text.length - cut.length).toLocaleString() + ' more characters)');
+      more.type = 'button';
+      more.addEventListener('click', function () { pre.textContent = text; more.remove(); });
+      wrap.appendChild(more);
+    }
+    return wrap;
+  }
+
+  function raw(kind, line) {
+    var box = el('div', 'raw');
+    box.appendChild(el('span', 'kind', kind));
+    box.appendChild(cutPre(line, 'mono'));
+    return box;
+  }
+
+  function fmtSeconds(ms) {
+    var s = Math.round(ms / 1000);
+    return s < 60 ? s + 's' : Math.floor(s / 60) + 'm ' + (s % 60) + 's';
+  }
+
+  function fmtReset(value) {
+    if (!value) return '';
+    var d = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
+    return isNaN(d) ? String(value) : d.toLocaleString();
+  }
+
+  // --- what an error type means, and what to do ------------------------------------------------------
+  // One source for the advice: the server's table, embedded in the page as JSON data (not a script).
+  var ADVICE = {};
+  try { ADVICE = JSON.parse(document.getElementById('advice-data').textContent); } catch (e) { ADVICE = {}; }
+
+  function advice(errorType, resetTime) {
+    var text = ADVICE[errorType];
+    if (!text) return null;
+    return text.replace('{reset}', resetTime ? ' (' + fmtReset(resetTime) + ')' : '');
+  }
+
+  // --- tools ------------------------------------------------------------------------------------------
+  function toolCard(block, parentId) {
+    var input = block.input || {};
+    var name = String(block.name || 'tool');
+    var card = el('div', 'tool');
+    card.setAttribute('data-tool', name);
+    var head = el('div', 'tool-head');
+    head.appendChild(el('span', 'tool-name', name));
+    card.appendChild(head);
+    var children = null;
+
+    function arg(text) { if (text) head.appendChild(el('span', 'tool-arg', text)); }
+
+    if (name === 'Bash') {
+      if (input.description) head.appendChild(el('span', 'tool-desc', input.description));
+      card.appendChild(cutPre(str(input.command), 'cmd'));
+    } else if (name === 'Read') {
+      arg(input.file_path);
+      if (input.offset || input.limit) arg('lines ' + (input.offset || 1) + (input.limit ? '+' + input.limit : ''));
+    } else if (name === 'Write') {
+      arg(input.file_path);
+      var w = el('details', 'result');
+      w.appendChild(el('summary', null, 'content (' + str(input.content).length.toLocaleString() + ' characters)'));
+      w.appendChild(cutPre(str(input.content)));
+      card.appendChild(w);
+    } else if (name === 'Edit' || name === 'MultiEdit') {
+      arg(input.file_path);
+      var edits = name === 'Edit' ? [input] : (Array.isArray(input.edits) ? input.edits : []);
+      edits.forEach(function (edit) { card.appendChild(diff(str(edit.old_string), str(edit.new_string))); });
+    } else if (name === 'Task' || name === 'Agent') {
+      if (input.subagent_type) head.appendChild(el('span', 'subagent-tag', input.subagent_type));
+      head.appendChild(el('span', 'tool-desc', input.description || ''));
+      if (input.prompt) {
+        var p = el('details', 'result');
+        p.appendChild(el('summary', null, 'prompt'));
+        p.appendChild(cutPre(str(input.prompt)));
+        card.appendChild(p);
+      }
+      children = el('div', 'children');
+      card.appendChild(children);
+    } else if (name === 'Grep' || name === 'Glob') {
+      arg(input.pattern);
+      arg(input.path);
+    } else if (name === 'WebFetch' || name === 'WebSearch') {
+      arg(input.url || input.query);
+    } else if (name === 'TodoWrite' && Array.isArray(input.todos)) {
+      var list = el('ul', 'todos');
+      input.todos.forEach(function (t) {
+        var mark = t.status === 'completed' ? '☑ ' : (t.status === 'in_progress' ? '▶ ' : '☐ ');
+        list.appendChild(el('li', null, mark + str(t.content)));
+      });
+      card.appendChild(list);
+    } else {
+      var keys = Object.keys(input);
+      if (keys.length) card.appendChild(cutPre(JSON.stringify(input, null, 2), 'mono'));
+    }
+    if (block.id) state.tools.set(String(block.id), { card: card, children: children, parent: parentId });
+    return card;
+  }
+
+  function diff(before, after) {
+    var box = el('pre', 'diff');
+    var lines = 0;
+    function add(text, cls, mark) {
+      text.split('\n').forEach(function (line) {
+        if (lines++ > 400) return;
+        box.appendChild(el('span', cls, mark + line));
+      });
+    }
+    if (before) add(before, 'del', '- ');
+    if (after) add(after, 'add', '+ ');
+    if (lines > 400) box.appendChild(el('span', 'muted', '… ' + (lines - 400) + ' more lines (download the raw JSONL)'));
+    return box;
+  }
+
+  function resultText(content) {
+    if (typeof content === 'string') return content;
+    if (Array.isArray(content)) {
+      return content.map(function (b) {
+        if (b && b.type === 'text') return str(b.text);
+        if (b && b.type === 'image') return '[image]';
+        return JSON.stringify(b);
+      }).join('\n');
+    }
+    return str(content);
+  }
+
+  function toolResult(block) {
+    var text = resultText(block.content);
+    var box = el('details', 'result' + (block.is_error ? ' is-error' : ''));
+    var firstLine = text.split('\n', 1)[0];
+    var label = (block.is_error ? 'error: ' : 'result: ') + (firstLine.length > 80 ? firstLine.slice(0, 80) + '…' : firstLine);
+    var count = text ? text.split('\n').length : 0;
+    box.appendChild(el('summary', null, label + (count > 1 ? '  (' + count + ' lines)' : '')));
+    // Filled on first open: 50,000 collapsed results cost nothing.
+    box.addEventListener('toggle', function fill() {
+      if (box.open && box.childNodes.length === 1) box.appendChild(cutPre(text));
+    });
+    return box;
+  }
+
+  // --- one line ---------------------------------------------------------------------------------------
+  // Returns the placements: [[node, container]]; container null = the top level.
+  function containerFor(ev) {
+    var parent = ev && ev.parent_tool_use_id;
+    if (!parent) return null;
+    var t = state.tools.get(String(parent));
+    return t && t.children ? t.children : null;
+  }
+
+  function renderClaude(ev, line) {
+    var type = ev.type;
+    var node = el('div', 'entry entry-' + String(type).replace(/[^a-z_]/gi, ''));
+    if (type === 'system' && ev.subtype === 'init') {
+      node.classList.add('init');
+      var summary = 'Claude ' + (ev.claude_code_version || '') + ' · model ' + (ev.model || '?') +
+        ' · ' + (Array.isArray(ev.tools) ? ev.tools.length : 0) + ' tools';
+      node.appendChild(el('div', null, summary));
+      if (Array.isArray(ev.mcp_servers) && ev.mcp_servers.length) {
+        var mcp = el('div', null, 'MCP: ');
+        ev.mcp_servers.forEach(function (s) {
+          var ok = s.status === 'connected';
+          mcp.appendChild(el('span', 'mcp ' + (ok ? 'mcp-ok' : 'mcp-bad'), str(s.name) + ' (' + str(s.status) + ')'));
+        });
+        node.appendChild(mcp);
+      }
+      if (Array.isArray(ev.tools) && ev.tools.length) {
+        var d = el('details', null);
+        d.appendChild(el('summary', null, 'tools'));
+        d.appendChild(el('div', 'mono', ev.tools.join(', ')));
+        node.appendChild(d);
+      }
+      return node;
+    }
+    if (type === 'system' && ev.subtype === 'compact_boundary') {
+      var meta = ev.compact_metadata || {};
+      node.appendChild(el('div', 'compact', '— context compacted (' + str(meta.trigger || '') +
+        (meta.pre_tokens ? ', ' + meta.pre_tokens.toLocaleString() + ' tokens before' : '') + ') —'));
+      return node;
+    }
+    if (type === 'assistant' && ev.message && Array.isArray(ev.message.content)) {
+      if (ev.error) node.appendChild(el('div', 'assistant-error', 'API error: ' + str(ev.error)));
+      ev.message.content.forEach(function (block) {
+        if (!block) return;
+        if (block.type === 'text') {
+          node.appendChild(el('div', 'text', block.text));
+        } else if (block.type === 'thinking' || block.type === 'redacted_thinking') {
+          var t = el('details', 'thinking');
+          t.appendChild(el('summary', null, 'Thinking'));
+          t.appendChild(el('div', 'body', block.thinking || '(redacted)'));
+          node.appendChild(t);
+        } else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
+          node.appendChild(toolCard(block, ev.parent_tool_use_id));
+        } else {
+          node.appendChild(raw('assistant ' + str(block.type), JSON.stringify(block)));
+        }
+      });
+      return node;
+    }
+    if (type === 'user' && ev.message) {
+      var content = ev.message.content;
+      if (typeof content === 'string') { node.appendChild(el('div', 'text', content)); return node; }
+      if (!Array.isArray(content)) return null;
+      var placements = [];
+      content.forEach(function (block) {
+        if (block && block.type === 'tool_result') {
+          var target = state.tools.get(String(block.tool_use_id));
+          var r = toolResult(block);
+          if (target) { placements.push([r, target.card]); return; }
+          node.appendChild(r);
+        } else if (block && block.type === 'text') {
+          node.appendChild(el('div', 'text', block.text));
+        } else {
+          node.appendChild(raw('user ' + str(block && block.type), JSON.stringify(block)));
+        }
+      });
+      if (node.childNodes.length) placements.unshift([node, null]);
+      return placements;
+    }
+    if (type === 'rate_limit_event') {
+      var info = ev.rate_limit_info || {};
+      var status = str(info.status);
+      var used = typeof info.utilization === 'number' ? Math.round(info.utilization * 100) + '% used' : '';
+      var warn = status !== 'allowed';
+      node.appendChild(el('div', 'rate' + (warn ? ' warn' : ''),
+        (status === 'rejected' ? '⚠ Rate limit reached' : (warn ? '⚠ Rate limit warning' : 'Rate limit')) +
+        ' (' + str(info.rateLimitType || 'limit') + ')' + (used ? ': ' + used : '') +
+        (info.resetsAt ? ' · resets ' + fmtReset(info.resetsAt) : '')));
+      return node;
+    }
+    if (type === 'result') {
+      var bad = ev.is_error === true || (ev.subtype && ev.subtype !== 'success');
+      var card = el('div', 'result-card ' + (bad ? 'bad' : 'ok'));
+      card.appendChild(el('strong', null, 'Claude finished: ' + (bad ? 'error' : 'success') +
+        (ev.subtype && ev.subtype !== 'success' ? ' (' + ev.subtype + ')' : '') +
+        (ev.api_error_status ? ' · HTTP ' + ev.api_error_status : '')));
+      var stats = el('div', 'stats');
+      if (typeof ev.total_cost_usd === 'number') stats.appendChild(el('span', null, 'cost $' + ev.total_cost_usd.toFixed(2)));
+      if (ev.num_turns !== undefined) stats.appendChild(el('span', null, ev.num_turns + ' turns'));
+      if (ev.duration_ms !== undefined) stats.appendChild(el('span', null, fmtSeconds(ev.duration_ms)));
+      card.appendChild(stats);
+      if (ev.result) card.appendChild(cutPre(str(ev.result)));
+      if (Array.isArray(ev.errors)) ev.errors.forEach(function (e) { card.appendChild(el('div', null, str(e))); });
+      node.appendChild(card);
+      return node;
+    }
+    node.appendChild(raw(str(type) + (ev.subtype ? ' ' + ev.subtype : ''), line));
+    return node;
+  }
+
+  var PHASE_NAMES = { preflight: 'Preflight', orchestrator: 'Orchestrator', worker: 'Worker', finish: 'Finish' };
+
+  function renderCcr(ev, line) {
+    var node = el('div', 'entry entry-ccr');
+    var kind = ev.event;
+    if (kind === 'phase') {
+      node.appendChild(el('div', 'phase', PHASE_NAMES[ev.phase] || str(ev.phase)));
+    } else if (kind === 'step') {
+      var bad = /could not|fail|error/i.test(str(ev.message));
+      var step = el('div', 'step' + (bad ? ' step-bad' : ''), str(ev.message || ev.step));
+      step.setAttribute('data-step', str(ev.step));
+      if (ev.url) step.appendChild(link(ev.url, ev.step === 'pr_opened' ? 'open the draft PR' : ev.url));
+      node.appendChild(step);
+    } else if (kind === 'status') {
+      node.appendChild(el('div', 'status-line', 'status: ' + str(ev.phase) + (ev.message ? ' — ' + ev.message : '')));
+    } else if (kind === 'result') {
+      var ok = ev.status === 'Succeeded';
+      var card = el('div', 'result-card ' + (ok ? 'ok' : 'bad'));
+      card.setAttribute('data-result', str(ev.status));
+      card.appendChild(el('strong', null, 'Task ' + str(ev.status).toLowerCase() + (ev.errorType ? ' · ' + ev.errorType : '')));
+      var stats = el('div', 'stats');
+      var u = ev.usage || {};
+      if (typeof u.costUsd === 'number') stats.appendChild(el('span', null, 'cost $' + u.costUsd.toFixed(2)));
+      if (u.turns !== undefined) stats.appendChild(el('span', null, u.turns + ' turns'));
+      if (u.durationMs !== undefined) stats.appendChild(el('span', null, fmtSeconds(u.durationMs)));
+      if (ev.prUrl) stats.appendChild(link(ev.prUrl, 'pull request'));
+      card.appendChild(stats);
+      if (ev.message) card.appendChild(el('div', null, ev.message));
+      var what = advice(ev.errorType, ev.resetTime);
+      if (what) card.appendChild(el('p', 'advice', what));
+      node.appendChild(card);
+    } else if (kind === 'raw') {
+      node.appendChild(raw('output', str(ev.text)));
+    } else {
+      node.appendChild(raw('ccr ' + str(kind), line));
+    }
+    return node;
+  }
+
+  function renderLine(seq, line) {
+    var ev = null;
+    try { ev = JSON.parse(line); } catch (e) { ev = null; }
+    var placements;
+    if (!ev || typeof ev !== 'object' || Array.isArray(ev)) {
+      placements = [[raw('text', line), null]];
+    } else {
+      var out;
+      try {
+        out = ev.type === 'ccr' ? renderCcr(ev, line) : renderClaude(ev, line);
+      } catch (err) {
+        out = raw(str(ev.type) + ' (could not draw: ' + err.message + ')', line);
+      }
+      if (out === null) out = raw(str(ev.type), line);
+      placements = Array.isArray(out) ? out : [[out, containerFor(ev)]];
+      if (!placements.length) placements = [[raw(str(ev.type), line), null]];
+    }
+    placements.forEach(function (p, i) {
+      var node = p[0];
+      if (!node.classList.contains('entry')) node.classList.add('entry');
+      node.setAttribute(i === 0 ? 'data-seq' : 'data-seq-part', String(seq));
+      (p[1] || root).appendChild(node);
+    });
+    state.drawn += 1;
+  }
+
+  // --- drawing in frames ---------------------------------------------------------------------------------
+  function schedule() {
+    if (state.scheduled) return;
+    state.scheduled = true;
+    requestAnimationFrame(drawFrame);
+  }
+
+  function drawFrame() {
+    state.scheduled = false;
+    var start = performance.now();
+    var q = state.queue;
+    while (state.head < q.length) {
+      var item = q[state.head];
+      q[state.head] = null;
+      state.head += 1;
+      renderLine(item[0], item[1]);
+      if (performance.now() - start > FRAME_BUDGET_MS) break;
+    }
+    if (state.head >= q.length) { state.queue = []; state.head = 0; } else { schedule(); }
+    if (state.follow) scrollToEnd();
+    showJump();
+  }
+
+  // --- following the end -----------------------------------------------------------------------------------
+  function atBottom() {
+    var doc = document.scrollingElement || document.documentElement;
+    return doc.scrollHeight - (doc.scrollTop + window.innerHeight) <= BOTTOM_SLACK_PX;
+  }
+
+  function scrollToEnd() {
+    var doc = document.scrollingElement || document.documentElement;
+    window.scrollTo(0, doc.scrollHeight);
+  }
+
+  function showJump() {
+    if (jumpEl) jumpEl.hidden = state.follow || atBottom();
+  }
+
+  // Following stops when the reader scrolls up, and starts again when they reach the bottom. Growth of
+  // the page (new lines, sizes settling) never moves scrollTop up, so it never stops following.
+  window.addEventListener('scroll', function () {
+    var top = (document.scrollingElement || document.documentElement).scrollTop;
+    if (atBottom()) state.follow = true;
+    else if (top < state.lastScrollTop - 2) state.follow = false;
+    state.lastScrollTop = top;
+    showJump();
+  }, { passive: true });
+
+  if (jumpEl) jumpEl.addEventListener('click', function () { state.follow = true; scrollToEnd(); showJump(); });
+
+  // --- the stream -----------------------------------------------------------------------------------------
+  function setState(text) { if (stateEl) stateEl.textContent = text; }
+
+  function onLine(e) {
+    var seq = parseInt(e.lastEventId, 10);
+    if (!(seq > state.lastSeq)) return;   // a line seen before a reconnect: drop it
+    state.lastSeq = seq;
+    state.retries = 0;
+    state.queue.push([seq, e.data]);
+    schedule();
+  }
+
+  function onEnd() {
+    state.ended = true;
+    close();
+    setState('ended · ' + state.lastSeq.toLocaleString() + ' lines');
+  }
+
+  function close() {
+    if (state.es) { state.es.close(); state.es = null; }
+    if (state.retryTimer) { clearTimeout(state.retryTimer); state.retryTimer = null; }
+  }
+
+  function connect() {
+    close();
+    state.ended = false;
+    // EventSource sends Last-Event-ID itself when it reconnects; a new one starts from ?after=.
+    var url = '/task/' + encodeURIComponent(taskId) + '/events' + (state.lastSeq ? '?after=' + state.lastSeq : '');
+    var es = new EventSource(url);
+    state.es = es;
+    es.addEventListener('open', function () { setState('live'); });
+    es.addEventListener('line', onLine);
+    es.addEventListener('end', onEnd);
+    es.addEventListener('error', function () {
+      if (state.es !== es || state.ended) return;
+      setState('reconnecting…');
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error): try again ourselves, backing off.
+        state.retries += 1;
+        state.retryTimer = setTimeout(connect, Math.min(30000, 1000 * Math.pow(2, state.retries)));
+      }
+    });
+  }
+
+  window.ccrTranscript = {
+    state: state,
+    connect: connect,
+    close: close,
+    // Drop the stream and open a new one from the last seq seen (used by the tests).
+    reconnect: function () { close(); connect(); },
+  };
+
+  connect();
+})();

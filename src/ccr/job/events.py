@@ -5,6 +5,7 @@ Everything written here goes through the one redactor first.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -57,13 +58,19 @@ class Emitter:
         self._out = out if out is not None else sys.stdout.buffer
         self._err = err if err is not None else sys.stderr
         self._lock = threading.Lock()
+        self._out_closed = False
 
     def line(self, text: str) -> None:
         """Write one already-JSON line (Claude's event) after redaction."""
         data = (self.redactor.redact(text.rstrip("\n")) + "\n").encode()
         with self._lock:
-            self._out.write(data)
-            self._out.flush()
+            if self._out_closed:
+                return
+            try:
+                self._out.write(data)
+                self._out.flush()
+            except OSError:  # the reader went away: keep working (push, PR, termination message)
+                self._out_closed = True
 
     def emit(self, event: str, **fields: Any) -> None:
         self.line(_dumps(ccr_event(event, **fields)))
@@ -81,15 +88,12 @@ class Emitter:
         self.line(result_line(self.redact_result(result)))
 
     def diag(self, message: str) -> None:
-        text = self.redactor.redact(message.rstrip("\n")) + "\n"
-        with self._lock:
-            self._err.write(text)
-            self._err.flush()
+        self.stderr_chunk(self.redactor.redact(message.rstrip("\n")) + "\n")
 
     def stderr_chunk(self, text: str) -> None:
         """Already-redacted text (from a :class:`StreamRedactor`) for stderr."""
         if not text:
             return
-        with self._lock:
+        with self._lock, contextlib.suppress(OSError):
             self._err.write(text)
             self._err.flush()

@@ -61,9 +61,7 @@ CREDENTIALS_FILE_ENV = "CCR_CLAUDE_CREDENTIALS_FILE"
 def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
     """Secret values in an environment: known names, ``*_TOKEN``-style names, a credentials file's tokens."""
     values = [
-        value
-        for name, value in environ.items()
-        if name in SECRET_ENV_NAMES or name.endswith(SECRET_ENV_SUFFIXES)
+        value for name, value in environ.items() if name in SECRET_ENV_NAMES or name.endswith(SECRET_ENV_SUFFIXES)
     ]
     cred_file = environ.get(CREDENTIALS_FILE_ENV)
     if cred_file:

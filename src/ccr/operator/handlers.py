@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
+import enum
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -40,18 +41,24 @@ log = logging.getLogger("ccr.operator")
 MERGE_PATCH = "application/merge-patch+json"
 # A Job we created but the index has not shown yet still holds its slot for at most this long.
 RESERVATION_SECONDS = 60.0
-START_PARALLELISM = 16  # Jobs created concurrently in one admission round
+START_PARALLELISM = 16
+# Back-to-back admission rounds are spaced this much; the first round after a quiet spell runs at once.
+ADMIT_BATCH_SECONDS = 0.05  # Jobs created concurrently in one admission round
 
 V = TypeVar("V")
+_TERMINAL = frozenset(p.value for p in Phase if p.terminal)
+
+
+class _Outcome(enum.Enum):
+    NOTHING = enum.auto()
+    CANDIDATE = enum.auto()  # newly waiting for a slot
+    FREED = enum.auto()  # just finished: its slot (and lane) may be free
 
 
 def _values(index: Mapping[Any, Iterable[V]] | None, key: Any) -> list[V]:
-    if index is None:
+    if index is None or key not in index:  # kopf's Index has an O(1) __contains__; KeyError is slow
         return []
-    try:
-        return list(index[key])
-    except KeyError:
-        return []
+    return list(index[key])
 
 
 class Indexes:
@@ -100,6 +107,7 @@ class Runtime:
         self._specs: dict[str, tuple[int, TaskSpec | None]] = {}  # uid -> (generation, spec)
         self._admit_lock = asyncio.Lock()
         self._admit_again = False
+        self._last_round = 0.0
         self._resync: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -131,13 +139,14 @@ class Runtime:
 
     async def _resync_loop(self) -> None:
         """The level-based safety net: every unfinished task and every finished Job without a TTL is looked
-        at again, and the queue gets a round, whatever events were missed."""
-        terminal = {p.value for p in Phase if p.terminal}
+        at again, and the queue gets a round, whatever events were missed. The first round of the queue
+        runs at once: after a restart, tasks already Queued start without waiting for a tick."""
+        await self.admit()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             try:
                 for task in self.indexes.all_tasks():
-                    if self._status_of(task).get("phase") not in terminal:
+                    if self._status_of(task).get("phase") not in _TERMINAL:
                         await self.reconcile(task)
                 for job in self.indexes.all_jobs():
                     if job.finished is not None and job.ttl is None:
@@ -174,43 +183,49 @@ class Runtime:
         return True
 
     async def reconcile(self, task: TaskView) -> None:
+        """Bring one task's status and Job in line with the facts; run the queue when that matters."""
         if task.deleting:
             return  # owner references take the Job and pods with it; nothing to write
         lock = self._locks.setdefault(task.uid, asyncio.Lock())
         async with lock:
-            wants_slot = await self._reconcile_locked(task, defer_queued=True)
-        if wants_slot:
-            # Try to start it before writing Queued: a task with a free slot goes straight to Running.
+            outcome = await self._reconcile_locked(task, defer_queued=True)
+        if outcome is _Outcome.CANDIDATE:
+            # A new candidate: try to start it before writing Queued, so a free slot means straight to Running.
             await self.admit()
             async with lock:
                 await self._reconcile_locked(self.indexes.task(task.key) or task, defer_queued=False)
+        elif outcome is _Outcome.FREED:
+            await self.admit()
 
     async def reconcile_key(self, key: TaskKey) -> None:
         task = self.indexes.task(key)
         if task is not None:
             await self.reconcile(task)
 
-    async def _reconcile_locked(self, task: TaskView, *, defer_queued: bool) -> bool:
+    async def _reconcile_locked(self, task: TaskView, *, defer_queued: bool) -> _Outcome:
         task = self._fresh(task)
         if self._reserved_now(task.key):
-            return False  # we just created its Job; the Job's own event brings us back
+            return _Outcome.NOTHING  # we just created its Job; the Job's own event brings us back
         job = self.indexes.job(task.key)
         pods = self.indexes.pods_of(task.key)
         grace = self.settings.cancel_grace_seconds
         d = decide(task, job, pods, now(), cancel_grace_seconds=grace)
         if Action.VERIFY_JOB_GONE in d.actions:
             if not await self._job_absent(task.namespace, str(task.status.get("jobName"))):
-                return False  # the index is behind; the Job's event comes
+                return _Outcome.NOTHING  # the index is behind; the Job's event comes
             d = decide(task, job, pods, now(), job_gone=True, cancel_grace_seconds=grace)
         if Action.FETCH_LOG in d.actions and d.log_pod:
             text = await self._log_tail(task.namespace, d.log_pod)
             d = decide(task, job, pods, now(), log_text=text, cancel_grace_seconds=grace)
         if Action.DELETE_JOB in d.actions and job is not None:
             await self._delete_job(job)
-        if Action.ADMIT in d.actions and defer_queued:
-            return True
+        was = task.status.get("phase")
+        if Action.ADMIT in d.actions and was != Phase.QUEUED.value and defer_queued:
+            return _Outcome.CANDIDATE
         await self._write(task, d)
-        return Action.ADMIT in d.actions
+        if d.status.phase.terminal and was not in _TERMINAL:
+            return _Outcome.FREED
+        return _Outcome.NOTHING
 
     async def _write(self, task: TaskView, d: Decision) -> None:
         patch = status_patch(task.status, d.status)
@@ -252,14 +267,19 @@ class Runtime:
 
     async def admit(self) -> None:
         """Start queued tasks while slots are free. Calls that arrive while a round runs coalesce into
-        one more round, so a burst of 500 creations costs a handful of rounds, not 500."""
+        one more round (at most twenty a second), so a burst of 500 creations costs dozens of rounds, not 500."""
         self._admit_again = True
         if self._admit_lock.locked():
             return
         async with self._admit_lock:
             while self._admit_again:
                 self._admit_again = False
+                # In a burst, rounds are spaced so they gather many triggers (each looks at every task).
+                wait = self._last_round + ADMIT_BATCH_SECONDS - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 await self._admit_round()
+                self._last_round = time.monotonic()
 
     def _spec(self, task: TaskView) -> TaskSpec | None:
         """The validated spec, parsed once per generation (admission rounds look at every task)."""
@@ -288,6 +308,8 @@ class Runtime:
                 spec = self._spec(task)
                 if spec is not None and not spec.cancel:
                     candidates.append((task, spec))
+        if len(running) >= self.settings.max_concurrent:
+            return
         chosen = select_admissions(candidates, running, self.settings.max_concurrent)
         gate = asyncio.Semaphore(START_PARALLELISM)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from ccr.core.logging import setup_logging
 from ccr.core.model import GROUP, PLURAL, VERSION
 from ccr.operator import builders
 from ccr.operator.config import OperatorConfig
@@ -100,13 +101,14 @@ async def task_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwarg
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def job_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def job_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     runtime = _runtime(memo)
     runtime.attach(kwargs)
     view = job_view(body)
     await runtime.reconcile_key((view.namespace, view.task_name))
     await runtime.retain_or_release(view)
-    await runtime.admit()
+    if view.finished is not None or type == "DELETED":
+        await runtime.admit()  # a slot may be free (the task's own reconcile usually did this already)
 
 
 @kopf.on.event("v1", "pods", labels=MANAGED)
@@ -119,7 +121,9 @@ async def pod_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
 
 def run() -> None:
     """``ccr operator``: run the operator in the foreground until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
+    # kopf logs every successful event-handler call at INFO: thousands of lines that name no task.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     liveness = f"http://0.0.0.0:{SETTINGS.liveness_port}/healthz" if SETTINGS.liveness_port else None
     kopf.run(
         standalone=True,  # one replica (the chart's Deployment uses Recreate): no peering objects needed

@@ -276,3 +276,18 @@ def test_job_deleted_out_of_band_fails_with_a_reason(api, ns, start_operator) ->
     st = wait_phase(api, ns, "lost", "Failed", "Succeeded", "Cancelled", timeout=60)["status"]
     assert st["phase"] == "Failed" and st["message"]
     assert phase_of(api, ns, "lost") == "Failed"
+
+
+def test_evicted_pod_fails_the_task_with_a_reason(api, ns, start_operator) -> None:
+    start_operator()
+    task = create_task(api, ns, new_task("evicted", annotations=behave(run="1h")))
+    uid = task["metadata"]["uid"]
+    pods = wait_for("a running pod", lambda: [p for p in pods_of(api, ns, uid) if p.status.phase == "Running"],
+                    timeout=30)
+    eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=pods[0].metadata.name, namespace=ns))
+    client.CoreV1Api(api).create_namespaced_pod_eviction(pods[0].metadata.name, ns, eviction)
+    st = wait_phase(api, ns, "evicted", "Failed", "Succeeded", "Cancelled", timeout=60)["status"]
+    assert (st["phase"], st["errorType"]) == ("Failed", "exit_code")
+    assert st["message"], st
+    time.sleep(3)  # and it stays that way: one Job, not re-run
+    assert len(jobs_of(api, ns)) == 1 and phase_of(api, ns, "evicted") == "Failed"

@@ -37,7 +37,16 @@ class GitHubSettings(BaseSettings):
         return value.rstrip("/")
 
 
-class Settings(GitHubSettings):
+class AgentSettings(GitHubSettings):
+    """What running a task needs besides GitHub: Claude's executable and credentials, the cancel grace."""
+
+    claude_bin: str = Field(default="claude", validation_alias="CCR_CLAUDE_BIN")
+    claude_oauth_token: SecretStr | None = Field(default=None, validation_alias="CLAUDE_CODE_OAUTH_TOKEN")
+    claude_credentials_file: Path | None = Field(default=None, validation_alias="CCR_CLAUDE_CREDENTIALS_FILE")
+    cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
+
+
+class Settings(AgentSettings):
     """Settings of `ccr serve` (API, dashboard and, in local mode, the executor)."""
 
     port: int = Field(default=7334, ge=1, le=65535, validation_alias="PORT")
@@ -46,11 +55,7 @@ class Settings(GitHubSettings):
     session_secret: SecretStr | None = Field(default=None, validation_alias="SESSION_SECRET")
     backend: Backend = Field(default=Backend.LOCAL, validation_alias="CCR_BACKEND")
     # Local executor
-    claude_bin: str = Field(default="claude", validation_alias="CCR_CLAUDE_BIN")
-    claude_oauth_token: SecretStr | None = Field(default=None, validation_alias="CLAUDE_CODE_OAUTH_TOKEN")
-    claude_credentials_file: Path | None = Field(default=None, validation_alias="CCR_CLAUDE_CREDENTIALS_FILE")
     max_concurrent: int = Field(default=2, ge=1, le=1000, validation_alias="CCR_MAX_CONCURRENT")
-    cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
     # Kubernetes backend (the API side of cluster mode)
     namespace: str = Field(default="default", validation_alias=AliasChoices("CCR_NAMESPACE", "POD_NAMESPACE"))
     kubeconfig: Path | None = Field(default=None, validation_alias="KUBECONFIG")
@@ -59,7 +64,7 @@ class Settings(GitHubSettings):
     secure_cookies: bool | None = Field(
         default=None,
         validation_alias="CCR_SECURE_COOKIES",
-        description="Force the Secure cookie flag; by default it follows the request scheme (TLS or X-Forwarded-Proto).",
+        description="Force the Secure cookie flag; by default it follows the scheme (TLS or X-Forwarded-Proto).",
     )
     trusted_proxies: str = Field(default="127.0.0.1", validation_alias="CCR_TRUSTED_PROXIES")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ccr.core.settings import GitHubSettings
+from ccr.core.settings import AgentSettings
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 TERMINATION_LOG_ENV = "CCR_TERMINATION_LOG"  # read before the settings too: a bad environment is reported there
@@ -16,18 +16,14 @@ TERMINATION_LOG_ENV = "CCR_TERMINATION_LOG"  # read before the settings too: a b
 SCRUBBED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 
-class JobSettings(GitHubSettings):
-    """GITHUB_TOKEN / GITHUB_API_URL / GITHUB_SERVER_URL come from :class:`GitHubSettings`."""
+class JobSettings(AgentSettings):
+    """GitHub and Claude settings come from :class:`AgentSettings`; these are the pipeline's own."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    claude_bin: str = Field(default="claude", validation_alias="CCR_CLAUDE_BIN")
-    claude_oauth_token: SecretStr | None = Field(default=None, validation_alias="CLAUDE_CODE_OAUTH_TOKEN")
-    claude_credentials_file: Path | None = Field(default=None, validation_alias="CCR_CLAUDE_CREDENTIALS_FILE")
     workdir: Path | None = Field(
         default=None, validation_alias="CCR_WORKDIR", description="Where to clone; a fresh temp dir if unset."
     )
-    cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
     mark_ready_on_success: bool = Field(default=False, validation_alias="CCR_MARK_READY_ON_SUCCESS")
     termination_log: Path = Field(default=DEFAULT_TERMINATION_LOG, validation_alias=TERMINATION_LOG_ENV)
     allow_root: bool = Field(

@@ -40,6 +40,7 @@ ARCHIVED_ANNOTATION = "ccr.dev/transcript-archived"
 CONTAINER = "job"
 MERGE_PATCH = "application/merge-patch+json"
 IDLE_CHECK_SECONDS = 2.0
+CATCHUP_STREAMS = 8  # log streams at once for tasks that finished before we followed them
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
@@ -92,6 +93,7 @@ class KubeStore:
         self._archivers: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
+        self._catchup = asyncio.Semaphore(CATCHUP_STREAMS)
         self._redactor = Redactor()
         self.api: client.ApiClient | None = None
 
@@ -272,7 +274,10 @@ class KubeStore:
                 pod = status.get("podName")
                 terminal = status.get("phase") in TERMINAL
                 if pod:
-                    ended = await self._follow_pod(name, pod, path, signal)
+                    # Catching up on finished tasks (an API restart) is bounded; live ones never wait.
+                    gate = self._catchup if terminal else contextlib.nullcontext()
+                    async with gate:
+                        ended = await self._follow_pod(name, pod, path, signal)
                     if ended and terminal:
                         break
                     if ended:

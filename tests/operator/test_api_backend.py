@@ -82,3 +82,48 @@ def test_post_task_runs_through_the_operator(kube, api, ns, start_operator, tmp_
                      .spec.ttl_seconds_after_finished == 60, timeout=60)
     finally:
         srv.stop()
+
+
+def test_transcript_survives_api_restart_and_job_removal(kube, api, ns, start_operator, tmp_path: Path) -> None:
+    start_operator(job_pod_annotations=json.dumps(behave(message=RESULT, run="1h")), job_ttl_seconds=60)
+    log_file = tmp_path / "pod.log"
+    kube.pod_logs_from_file(ns, log_file)
+    append_log(log_file, json.dumps(LINES[0]))
+    kubeconfig = grant(kube, api, ns, API_SA, rbac.api_rules())
+
+    def server() -> CcrServer:
+        srv = CcrServer(tmp_path / "data")
+        srv.env.update({"CCR_BACKEND": "kubernetes", "CCR_NAMESPACE": ns, "KUBECONFIG": kubeconfig})
+        return srv.start()
+
+    srv = server()
+    token = srv.token()
+    auth = {"Authorization": f"Bearer {token}"}
+    task_id = httpx.post(f"{srv.url}/task", json={"prompt": "p"}, headers=auth).json()["id"]
+    archive = tmp_path / "data" / "transcripts" / ns / f"{task_id}.jsonl"
+    wait_for("the first line archived", lambda: archive.exists() and archive.read_text().count("\n") == 1,
+             timeout=60)
+    srv.kill()  # a crash mid-run: the next one must neither lose nor repeat lines
+    append_log(log_file, json.dumps(LINES[1]), json.dumps(LINES[2]))
+    srv = server()
+    try:
+        http = httpx.Client(base_url=srv.url, timeout=30, headers=auth)
+        wait_for("all three lines", lambda: archive.read_text().count("\n") == 3, timeout=30)
+        # end the run by removing its Job (as a deadline or the TTL would): the pod and its log go away
+        append_log(log_file, json.dumps(RESULT))
+        client.BatchV1Api(api).delete_namespaced_job(builders.job_name_for(task_id), ns,
+                                                     propagation_policy="Background")
+        wait_for("finished", lambda: http.get(f"/task/{task_id}").json()["status"] not in ("queued", "running"),
+                 timeout=60)
+        wait_for("archived", lambda: get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(
+            builders.ARCHIVED_ANNOTATION) == "true", timeout=30)
+        uid = get_task(api, ns, task_id)["metadata"]["uid"]
+        wait_for("the pod gone", lambda: not client.CoreV1Api(api).list_namespaced_pod(
+            ns, label_selector=f"{builders.TASK_UID_LABEL}={uid}").items, timeout=60)
+        lines = [json.loads(x) for x in http.get(f"/task/{task_id}/logs").text.splitlines()]
+        assert lines == [*LINES, RESULT]
+        seqs = [int(e.split("\n")[0].removeprefix("id: ")) for e in http.get(f"/task/{task_id}/events").text.split(
+            "\n\n") if e.startswith("id: ")]
+        assert seqs == [1, 2, 3, 4]
+    finally:
+        srv.stop()

@@ -6,12 +6,11 @@ Everything written here goes through the one redactor first.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import sys
 import threading
 from typing import Any, BinaryIO, Literal, TextIO
 
+from ccr.core.events import ccr_line, dumps
 from ccr.core.model import JobResult
 from ccr.core.redact import Redactor
 
@@ -20,16 +19,11 @@ PhaseName = Literal["preflight", "orchestrator", "worker", "finish"]
 TERMINATION_LOG_LIMIT = 4096
 
 
-def ccr_event(event: str, **fields: Any) -> dict[str, Any]:
-    ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    return {"type": "ccr", "event": event, **fields, "ts": ts}
-
-
 def result_line(result: JobResult, limit: int | None = None) -> str:
     """The result event as one JSON line (no newline); with ``limit``, shortened to fit that many bytes,
     dropping the message's tail first."""
     payload: dict[str, Any] = {"type": "ccr", "event": "result", **result.dump()}
-    line = _dumps(payload)
+    line = dumps(payload)
     if limit is None or len(line.encode()) < limit:
         return line
     message = str(payload.get("message") or "")
@@ -37,17 +31,13 @@ def result_line(result: JobResult, limit: int | None = None) -> str:
         overflow = len(line.encode()) - limit + 1
         message = message[: max(len(message) - overflow - 1, 0)]
         payload["message"] = message + "…"
-        line = _dumps(payload)
+        line = dumps(payload)
     for key in ("usage", "sessionId", "message"):
         if len(line.encode()) < limit:
             break
         payload.pop(key, None)
-        line = _dumps(payload)
+        line = dumps(payload)
     return line
-
-
-def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 class Emitter:
@@ -73,7 +63,7 @@ class Emitter:
                 self._out_closed = True
 
     def emit(self, event: str, **fields: Any) -> None:
-        self.line(_dumps(ccr_event(event, **fields)))
+        self.line(ccr_line(event, **fields))
 
     def phase(self, phase: PhaseName) -> None:
         self.emit("phase", phase=phase)

@@ -17,7 +17,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 
-from ccr.core.events import ccr_event, parse_line
+from ccr.core.events import ccr_line, parse_line
 from ccr.core.model import ConditionType, ErrorType, JobInput, JobResult, Phase, now, set_condition
 from ccr.core.settings import Settings
 from ccr.core.store import TaskRecord
@@ -121,7 +121,7 @@ class LocalExecutor:
             }
         )
         await self.store.set_status(task.id, status)
-        await self.store.append(task.id, [ccr_event("status", phase=Phase.RUNNING.value, pid=process.pid)])
+        await self.store.append(task.id, [ccr_line("status", phase=Phase.RUNNING.value, pid=process.pid)])
         job = asyncio.create_task(self._supervise(run, task), name=f"ccr-run-{task.id}")
         self._run_tasks.add(job)
         job.add_done_callback(self._run_tasks.discard)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ccr.core.db import Database
-from ccr.core.events import ccr_event
+from ccr.core.events import ccr_line
 from ccr.core.model import (
     ConditionType,
     ErrorType,
@@ -223,7 +223,7 @@ def _finished(status: TaskStatus, phase: Phase, error: ErrorType | None, message
 
 
 def _marker_line(phase: Phase, message: str) -> str:
-    return ccr_event("status", phase=phase.value, message=message)
+    return ccr_line("status", phase=phase.value, message=message)
 
 
 def _json(model: TaskSpec | TaskStatus) -> str:

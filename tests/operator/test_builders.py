@@ -35,7 +35,7 @@ def test_job_names_are_unique_when_readable_parts_collide() -> None:
 def test_spec_configmap_carries_the_task_as_a_file() -> None:
     spec = TaskSpec(prompt="do it", repo="o/r")
     cm = builders.build_spec_configmap(TASK, spec)
-    assert cm["metadata"]["name"] == builders.job_name_for("fix-the-bug")
+    assert cm["metadata"]["name"] == builders.job_name_for("fix-the-bug") + "-0000-111"
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "0000-1111"
     assert cm["immutable"] is True
     payload = json.loads(cm["data"]["spec.json"])
@@ -105,5 +105,5 @@ def test_job_spec() -> None:
     }
     vols = {v["name"]: v for v in pod["volumes"]}
     assert vols["claude"]["secret"]["optional"] is True
-    assert vols["task"]["configMap"]["name"] == meta["name"]
+    assert vols["task"]["configMap"]["name"] == builders.spec_configmap_name_for("fix-the-bug", "0000-1111")
     assert all("emptyDir" in vols[n] for n in ("home", "workspace", "tmp"))

@@ -100,17 +100,17 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     mounts = {m.mount_path: m.name for m in c.volume_mounts}
     assert mounts == {"/etc/ccr/task": "task", "/etc/ccr/claude": "claude", "/home/ccr": "home",
                       "/workspace": "workspace", "/tmp": "tmp"}
-    cm = client.CoreV1Api(api).read_namespaced_config_map(job_name, ns)
+    cm = client.CoreV1Api(api).read_namespaced_config_map(builders.spec_configmap_name_for("hello-yaml", uid), ns)
+    assert pod_spec.volumes[0].config_map.name == cm.metadata.name
     assert json.loads(cm.data["spec.json"])["spec"]["prompt"] == "fix it"
     assert cm.metadata.owner_references[0].uid == uid
 
-    running = wait_phase(api, ns, "hello-yaml", "Running", "Succeeded")
-    if running["status"]["phase"] == "Running":
-        wait_for("podName", lambda: (get_task(api, ns, "hello-yaml")["status"].get("podName")), timeout=20)
-        st = get_task(api, ns, "hello-yaml")["status"]
-        assert st["jobName"] == job_name and st.get("startTime")
-        table = kube.kubectl("get", "ct", "-n", ns, "hello-yaml").stdout
-        assert "Running" in table and "octo/hello" in table
+    wait_for("podName", lambda: (get_task(api, ns, "hello-yaml").get("status") or {}).get("podName"), timeout=30)
+    st = get_task(api, ns, "hello-yaml")["status"]
+    assert st["phase"] == "Running", st  # the pod runs for 4 s
+    assert st["jobName"] == job_name and st.get("startTime") and st["podName"].startswith(job_name)
+    table = kube.kubectl("get", "ct", "-n", ns, "hello-yaml").stdout
+    assert "octo/hello" in table and ("Running" in table or "Succeeded" in table), table
 
     done = wait_phase(api, ns, "hello-yaml", "Succeeded", "Failed", "Cancelled", timeout=60)
     st = done["status"]
@@ -129,9 +129,11 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     assert not client.BatchV1Api(api).read_namespaced_job(job_name, ns).metadata.finalizers
     assert not [k for k in done["metadata"].get("annotations", {}) if "kopf" in k or k.startswith("ccr.dev/")]
     # Events on the transitions, no kopf bookkeeping in status
-    events = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.name=hello-yaml").items
-    reasons = {e.reason for e in events}
-    assert {"JobCreated", "Succeeded"} <= reasons, reasons
+    def reasons() -> set[str]:
+        events = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.name=hello-yaml")
+        return {e.reason for e in events.items}
+
+    wait_for("the Events", lambda: {"JobCreated", "Started", "Succeeded"} <= reasons(), timeout=20)
     assert set(st) <= {"phase", "conditions", "jobName", "podName", "repo", "branch", "prUrl", "errorType",
                        "message", "resetTime", "startTime", "completionTime", "usage", "sessionId",
                        "observedGeneration"}
@@ -291,3 +293,17 @@ def test_evicted_pod_fails_the_task_with_a_reason(api, ns, start_operator) -> No
     assert st["message"], st
     time.sleep(3)  # and it stays that way: one Job, not re-run
     assert len(jobs_of(api, ns)) == 1 and phase_of(api, ns, "evicted") == "Failed"
+
+
+def test_a_task_recreated_under_the_same_name_gets_its_own_job(api, ns, start_operator) -> None:
+    start_operator()
+    first = create_task(api, ns, new_task("again", annotations=behave(run="1h")))
+    wait_phase(api, ns, "again", "Running")
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "again")
+    wait_for("deleted", lambda: "again" not in {t["metadata"]["name"] for t in list_tasks(api, ns)}, timeout=20)
+    second = create_task(api, ns, new_task("again", annotations=behave(message=RESULT)))
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    st = wait_phase(api, ns, "again", "Succeeded", "Failed", timeout=90)["status"]
+    assert st["phase"] == "Succeeded", st
+    (job,) = jobs_of(api, ns)
+    assert job.metadata.owner_references[0].uid == second["metadata"]["uid"]

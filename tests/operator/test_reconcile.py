@@ -90,8 +90,10 @@ def test_invalid_spec_fails_once_without_echoing_the_input() -> None:
 
 
 def test_running_then_succeeded_from_termination_message() -> None:
-    d = decide(task(status={"phase": "Running", "jobName": "ccr-t1"}), job(), [pod()], NOW)
+    d = decide(task(status={"phase": "Queued"}), job(), [pod()], NOW)
     assert d.status.phase == Phase.RUNNING and d.status.pod_name == "ccr-t1-abc" and d.status.start_time
+    assert [e.reason for e in d.events] == ["JobCreated", "Started"]
+    assert not decide(task(status=d.status.dump()), job(), [pod()], NOW).events
     term = Terminated(0, "Completed", json.dumps(RESULT), "2026-01-01T00:00:59Z")
     d2 = decide(task(status=d.status.dump()), job("Complete"), [pod("Succeeded", term)], NOW)
     s = d2.status

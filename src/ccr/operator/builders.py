@@ -62,8 +62,10 @@ def job_name_for(task_name: str) -> str:
     return f"{_NAME_PREFIX}{readable}-{digest}" if readable else f"{_NAME_PREFIX}{digest}"
 
 
-def spec_configmap_name_for(task_name: str) -> str:
-    return job_name_for(task_name)
+def spec_configmap_name_for(task_name: str, task_uid: str) -> str:
+    """Per task *object*: a task deleted and re-created under the same name must not meet the old,
+    immutable ConfigMap that the garbage collector is about to remove."""
+    return f"{job_name_for(task_name)}-{task_uid[:8]}"
 
 
 def owner_reference(task: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def build_spec_configmap(task: dict[str, Any], spec: TaskSpec) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(task, spec_configmap_name_for(name)),
+        "metadata": _metadata(task, spec_configmap_name_for(name, task["metadata"]["uid"])),
         "immutable": True,
         "data": {SPEC_FILE: json.dumps(payload, ensure_ascii=False, sort_keys=True)},
     }
@@ -188,7 +190,7 @@ def build_job(
             {
                 "name": "task",
                 "configMap": {
-                    "name": spec_configmap_name_for(meta["name"]),
+                    "name": spec_configmap_name_for(meta["name"], meta["uid"]),
                     "items": [{"key": SPEC_FILE, "path": SPEC_FILE}],
                     "defaultMode": 0o440,
                 },

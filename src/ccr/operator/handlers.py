@@ -248,12 +248,12 @@ class Runtime:
                 return
             raise
         self._written[task.uid] = d.status.dump()
-        if d.event is not None:
+        for event in d.events:
             kopf.event(
                 cast(kopf.Body, task.ref),
-                type="Warning" if d.event.warning else "Normal",
-                reason=d.event.reason,
-                message=d.event.message,
+                type="Warning" if event.warning else "Normal",
+                reason=event.reason,
+                message=event.message,
             )
         log.info(
             "task %s/%s: %s",

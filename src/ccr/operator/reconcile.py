@@ -64,7 +64,7 @@ class Transition:
 class Decision:
     status: TaskStatus
     actions: set[Action] = dataclasses.field(default_factory=set)
-    event: Transition | None = None
+    events: list[Transition] = dataclasses.field(default_factory=list)
     log_pod: str | None = None  # for FETCH_LOG
 
 
@@ -178,7 +178,7 @@ def decide(
         b.cond(ConditionType.ACCEPTED, False, "InvalidSpec", invalid or "")
         if own_job is not None and not own_job.deleting:
             d.actions.add(Action.DELETE_JOB)
-        d.event = Transition(True, "InvalidSpec", redact(invalid) or "")
+        d.events.append(Transition(True, "InvalidSpec", redact(invalid) or ""))
         return d
     if not any(c.type == ConditionType.ACCEPTED for c in old.conditions):
         b.cond(ConditionType.ACCEPTED, True, "Validated", "")
@@ -201,12 +201,12 @@ def decide(
                 _apply_result(b, result, pod.terminated.exit_code if pod and pod.terminated else 0, now)
             else:
                 _finish(b, now, Phase.FAILED, ErrorType.EXIT_CODE, JOB_LOST)
-            d.event = _terminal_event(b.new)
+            d.events.append(_terminal_event(b.new))
             return d
         if old.phase != Phase.QUEUED:
             b.new.phase = Phase.QUEUED
             b.cond(ConditionType.STARTED, False, "Queued", "waiting for a free slot")
-            d.event = Transition(False, "Queued", "waiting for a free slot")
+            d.events.append(Transition(False, "Queued", "waiting for a free slot"))
         d.actions.add(Action.ADMIT)
         return d
 
@@ -218,10 +218,10 @@ def decide(
     if own_job.finished is None:
         if b.new.phase != Phase.RUNNING:
             b.new.phase = Phase.RUNNING
-            d.event = Transition(False, "JobCreated", f"Job {own_job.name} created")
+            d.events.append(Transition(False, "JobCreated", f"Job {own_job.name} created"))
         if pod is not None and pod.phase in ("Running", "Succeeded", "Failed"):
-            if b.new.pod_name != pod.name:
-                d.event = Transition(False, "Started", f"pod {pod.name} is running")
+            if not any(c.type == ConditionType.STARTED and c.status == "True" for c in old.conditions):
+                d.events.append(Transition(False, "Started", f"pod {pod.name} is running"))
             b.new.pod_name = pod.name
             b.new.start_time = b.new.start_time or _ts(pod.start_time) or now
             b.cond(ConditionType.STARTED, True, "PodRunning", f"pod {pod.name}")
@@ -265,7 +265,7 @@ def decide(
         _finish(b, finished_at or now, Phase.SUCCEEDED, None, "the job succeeded without reporting a result")
     else:
         _finish(b, finished_at or now, Phase.FAILED, ErrorType.EXIT_CODE, _failure_text(own_job, pod))
-    d.event = _terminal_event(b.new)
+    d.events.append(_terminal_event(b.new))
     return d
 
 
@@ -282,16 +282,16 @@ def _decide_cancel(
             b.new.usage = result.usage
             b.new.pr_url = b.new.pr_url or result.pr_url
         _finish(b, now, Phase.CANCELLED, ErrorType.CANCELLED, "cancelled on request")
-        d.event = Transition(False, "Cancelled", "cancelled on request")
+        d.events.append(Transition(False, "Cancelled", "cancelled on request"))
         return d
     since = _condition_time(b.old, ConditionType.COMPLETE)
     if since is not None and (now - since).total_seconds() > grace + CANCEL_WAIT_MARGIN_SECONDS:
         _finish(b, now, Phase.CANCELLED, ErrorType.CANCELLED, "cancelled on request (pods were slow to stop)")
-        d.event = Transition(True, "Cancelled", "cancelled; pods did not stop within the grace period")
+        d.events.append(Transition(True, "Cancelled", "cancelled; pods did not stop within the grace period"))
         return d
     if not any(c.type == ConditionType.COMPLETE and c.reason == "Cancelling" for c in b.old.conditions):
         b.cond(ConditionType.COMPLETE, None, "Cancelling", "stopping the job")
-        d.event = Transition(False, "Cancelling", "stopping the job")
+        d.events.append(Transition(False, "Cancelling", "stopping the job"))
     return d
 
 

@@ -23,7 +23,6 @@ from ccr.core.model import (
     Phase,
     TaskSpec,
     TaskStatus,
-    Usage,
     branch_for,
     set_condition,
 )
@@ -412,7 +411,6 @@ __all__ = [
     "Decision",
     "Slot",
     "Transition",
-    "Usage",
     "decide",
     "lane_of",
     "parse_result",

@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "ccr.dev"
@@ -193,6 +193,11 @@ class JobInput(_Camel):
 
     id: TaskId
     spec: TaskSpec
+
+
+def problems(exc: ValidationError, limit: int = 5) -> str:
+    """A validation error in one line, for people: ``field: what is wrong; ...``. Never the input itself."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()[:limit])
 
 
 def branch_for(task_id: str) -> str:

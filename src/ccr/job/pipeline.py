@@ -22,7 +22,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from ccr.core.model import ErrorType, JobInput, JobResult, Phase, Usage, branch_for
+from ccr.core.model import ErrorType, JobInput, JobResult, Phase, Usage, branch_for, problems
 from ccr.core.redact import Redactor
 from ccr.job import prtext
 from ccr.job.classify import (
@@ -108,16 +108,14 @@ def read_job(source: str) -> JobInput:
     try:
         return JobInput.model_validate_json(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise JobFailure(ErrorType.INVALID, f"invalid task spec: {problems}") from exc
+        raise JobFailure(ErrorType.INVALID, f"invalid task spec: {problems(exc)}") from exc
 
 
 def _settings() -> JobSettings:
     try:
         return JobSettings()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise JobFailure(ErrorType.INVALID, f"invalid job environment: {problems}") from exc
+        raise JobFailure(ErrorType.INVALID, f"invalid job environment: {problems(exc)}") from exc
 
 
 def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control) -> JobResult:

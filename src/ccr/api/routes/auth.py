@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ccr.api.auth import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, LoginThrottle
 from ccr.api.deps import SESSION_COOKIE, AuthDep, SessionUser, SettingsDep, same_origin
+from ccr.core.model import problems
 from ccr.core.settings import Settings
 
 router = APIRouter(tags=["auth"])
@@ -42,8 +43,7 @@ async def credentials(request: Request) -> Credentials:
     try:
         return Credentials.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems(exc)) from None
 
 
 CredentialsDep = Annotated[Credentials, Depends(credentials)]

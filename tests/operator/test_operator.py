@@ -105,7 +105,8 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     assert json.loads(cm.data["spec.json"])["spec"]["prompt"] == "fix it"
     assert cm.metadata.owner_references[0].uid == uid
 
-    wait_for("podName", lambda: (get_task(api, ns, "hello-yaml").get("status") or {}).get("podName"), timeout=30)
+    # Running from the Job's creation; podName when the pod exists; startTime once the pod runs.
+    wait_for("startTime", lambda: (get_task(api, ns, "hello-yaml").get("status") or {}).get("startTime"), timeout=30)
     st = get_task(api, ns, "hello-yaml")["status"]
     assert st["phase"] == "Running", st  # the pod runs for 4 s
     assert st["jobName"] == job_name and st.get("startTime") and st["podName"].startswith(job_name)

@@ -57,6 +57,18 @@ def _read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
+def _read_complete_lines(path: Path, offset: int) -> tuple[list[str], int]:
+    """The whole lines after byte ``offset`` and the offset after the last of them."""
+    if not path.exists():
+        return [], offset
+    with path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    lines = data[:end].decode("utf-8", errors="replace").splitlines()
+    return lines, offset + end
+
+
 def _parse_time(value: str | None) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else dt.datetime.now(dt.UTC)
 
@@ -79,6 +91,7 @@ def record_of(obj: dict[str, Any]) -> TaskRecord:
         status=status,
         created=_parse_time(created),
         generation=int(meta.get("generation") or 1),
+        revision=str(meta.get("resourceVersion") or ""),
     )
 
 
@@ -89,12 +102,13 @@ class KubeStore:
         self.dir = Path(settings.data_dir) / "transcripts" / self.namespace
         self.changes = ChangeSignal()
         self._objects: dict[str, dict[str, Any]] = {}
+        self._records: dict[str, tuple[str, TaskRecord]] = {}  # parsed once per resourceVersion
         self._lines: dict[str, ChangeSignal] = {}
         self._archivers: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._catchup = asyncio.Semaphore(CATCHUP_STREAMS)
-        self._redactor = Redactor()
+        self._redactor = Redactor.from_env()  # token shapes, and any secret this process holds
         self.api: client.ApiClient | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -183,11 +197,23 @@ class KubeStore:
         obj = self._objects.get(task_id)
         if obj is None:
             raise TaskNotFound(task_id)
-        return record_of(obj)
+        return self._record(obj)
+
+    def _record(self, obj: dict[str, Any]) -> TaskRecord:
+        meta = obj.get("metadata", {})
+        name, version = meta.get("name", ""), str(meta.get("resourceVersion") or "")
+        hit = self._records.get(name)
+        if hit is not None and version and hit[0] == version:
+            return hit[1]
+        record = record_of(obj)
+        self._records[name] = (version, record)
+        if len(self._records) > 2 * len(self._objects) + 100:  # forget deleted tasks
+            self._records = {k: v for k, v in self._records.items() if k in self._objects}
+        return record
 
     async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
         records = sorted(
-            (record_of(o) for o in list(self._objects.values())), key=lambda r: (r.created, r.id), reverse=True
+            (self._record(o) for o in list(self._objects.values())), key=lambda r: (r.created, r.id), reverse=True
         )
         return records[:limit] if limit is not None else records
 
@@ -216,7 +242,7 @@ class KubeStore:
     async def counts(self) -> dict[Phase, int]:
         out = dict.fromkeys(Phase, 0)
         for obj in list(self._objects.values()):
-            out[record_of(obj).status.phase] += 1
+            out[self._record(obj).status.phase] += 1
         return out
 
     def _path(self, task_id: str) -> Path:
@@ -228,14 +254,16 @@ class KubeStore:
 
     async def follow(self, task_id: str, after: int = 0) -> AsyncIterator[TranscriptLine]:
         signal = self._lines.setdefault(task_id, ChangeSignal())
+        offset, seq = 0, 0  # read each byte of the file once, however long the transcript grows
         while True:
             version = signal.version
             record = await self.get(task_id)
             done = record.status.phase.terminal and task_id not in self._archivers
-            lines = await self.transcript(task_id, after)
+            lines, offset = await asyncio.to_thread(_read_complete_lines, self._path(task_id), offset)
             for line in lines:
-                yield line
-                after = line.seq
+                seq += 1
+                if seq > after:
+                    yield TranscriptLine(seq=seq, line=line)
             if done:
                 return
             if not lines:

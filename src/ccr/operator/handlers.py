@@ -367,11 +367,13 @@ class Runtime:
     async def _delete_job(self, job: JobView) -> None:
         assert self.api is not None
         try:
-            await client.BatchV1Api(self.api).delete_namespaced_job(
-                job.name, job.namespace, propagation_policy="Background"
+            # The UID precondition: a Job of a re-created task with the same name is never hit.
+            options = client.V1DeleteOptions(
+                propagation_policy="Background", preconditions=client.V1Preconditions(uid=job.uid)
             )
+            await client.BatchV1Api(self.api).delete_namespaced_job(job.name, job.namespace, body=options)
         except ApiException as exc:
-            if exc.status != 404:
+            if exc.status not in (404, 409):  # gone, or the name now belongs to another Job
                 raise
 
     async def _log_tail(self, namespace: str, pod: str) -> str:

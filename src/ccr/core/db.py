@@ -41,10 +41,16 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, fn, self._conn)
 
-    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` inside BEGIN IMMEDIATE ... COMMIT: all of it lands, or none."""
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T], *, fsync: bool = True) -> T:
+        """Run ``fn(conn)`` inside BEGIN IMMEDIATE ... COMMIT: all of it lands, or none.
+
+        ``fsync=False`` (high-rate appends such as transcript lines): the commit survives the process being
+        killed, as every commit does in WAL mode, but waits for no disk flush; the next flushed commit
+        carries it to the disk too.
+        """
 
         def wrapped(conn: sqlite3.Connection) -> T:
+            conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
@@ -52,6 +58,8 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if not fsync:
+                conn.execute("PRAGMA synchronous=FULL")
             return result
 
         return await self.run(wrapped)

@@ -54,25 +54,8 @@ RUN groupadd --system --gid 10001 ccr \
     && chown 10001:10001 /data
 COPY --from=build /opt/ccr /opt/ccr
 
-# ---- local: `docker compose up` — tasks run as local processes, so git, gh and claude are inside -------
-FROM runtime-base AS local
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git gh openssh-client \
-    && rm -rf /var/lib/apt/lists/*
-COPY --from=claude-cli /opt/claude /usr/local/bin/claude
-ENV CCR_BACKEND=local
-USER 10001:10001
-WORKDIR /home/ccr
-VOLUME ["/data"]
-EXPOSE 7334
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '7334'), timeout=4)"]
-ENTRYPOINT ["ccr"]
-CMD ["serve"]
-
-# ---- app (default): API/dashboard (`ccr serve`) and operator (`ccr operator`) -------------------------
-FROM runtime-base AS app
+# ---- server: what both runnable images share ---------------------------------------------------------
+FROM runtime-base AS server
 USER 10001:10001
 WORKDIR /home/ccr
 VOLUME ["/data"]
@@ -82,3 +65,17 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '7334'), timeout=4)"]
 ENTRYPOINT ["ccr"]
 CMD ["serve"]
+
+# ---- local: `docker compose up` — tasks run as local processes, so git, gh and claude are inside -------
+FROM server AS local
+USER 0
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates git gh openssh-client \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=claude-cli /opt/claude /usr/local/bin/claude
+ENV CCR_BACKEND=local
+USER 10001:10001
+
+# ---- app (default, last): API/dashboard (`ccr serve`) and operator (`ccr operator`) -------------------
+FROM server AS app

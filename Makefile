@@ -49,8 +49,10 @@ k8s-bin:
 e2e-kind: deps
 	bash scripts/e2e-kind.sh
 
+## Every benchmark prints its numbers; those below target are listed at the end
 bench: deps
-	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@slow=""; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || slow="$$slow $$b"; done; \
+	test -z "$$slow" || { echo "below target:$$slow"; exit 1; }
 
 images:
 	bash scripts/build-images.sh

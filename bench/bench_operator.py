@@ -86,11 +86,17 @@ class JobWatch:
 def operator_for(cluster: Any, api: client.ApiClient, ns: str, workdir: Path, **env: str) -> OperatorProcess:
     kubeconfig = grant(cluster, api, ns, OPERATOR_SA, rbac.operator_rules())
     base = {k: v for k, v in os.environ.items() if not k.startswith("CCR_") and k != "KUBECONFIG"}
-    base.update({
-        "KUBECONFIG": kubeconfig, "PYTHONPATH": str(ROOT / "src"), "CCR_NAMESPACES": ns,
-        "CCR_POD_ANNOTATION_PREFIXES": "ccr-test/", "CCR_LIVENESS_PORT": "0", "CCR_JOB_IMAGE": "busybox:1.36",
-        **env,
-    })
+    base.update(
+        {
+            "KUBECONFIG": kubeconfig,
+            "PYTHONPATH": str(ROOT / "src"),
+            "CCR_NAMESPACES": ns,
+            "CCR_POD_ANNOTATION_PREFIXES": "ccr-test/",
+            "CCR_LIVENESS_PORT": "0",
+            "CCR_JOB_IMAGE": "busybox:1.36",
+            **env,
+        }
+    )
     return OperatorProcess(base, workdir / f"operator-{ns}.log").start()
 
 
@@ -150,15 +156,24 @@ def bench_burst(cluster: Any, api: client.ApiClient, workdir: Path, limit: int) 
 
         def settled() -> bool:
             items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-            ok = sum(1 for t in items if t["metadata"]["name"] in jobs.seen
-                     or (t.get("status") or {}).get("phase") in ("Queued", "Running"))
+            ok = sum(
+                1
+                for t in items
+                if t["metadata"]["name"] in jobs.seen or (t.get("status") or {}).get("phase") in ("Queued", "Running")
+            )
             return ok >= TASKS + 1
 
         wait_for("every task to have a Job or be Queued", settled, timeout=120, interval=0.25)
         elapsed = time.monotonic() - t0
         with_job = sum(1 for n in names if n in jobs.seen)
-        return {"submit_s": submitted, "all_settled_s": elapsed, "jobs": with_job, "queued": TASKS - with_job,
-                "rss_peak_mib": rss_kib(op.pid) / 1024, "cpu_s": cpu_seconds(op.pid) - cpu0}
+        return {
+            "submit_s": submitted,
+            "all_settled_s": elapsed,
+            "jobs": with_job,
+            "queued": TASKS - with_job,
+            "rss_peak_mib": rss_kib(op.pid) / 1024,
+            "cpu_s": cpu_seconds(op.pid) - cpu0,
+        }
     finally:
         jobs.stop()
         op.stop()
@@ -175,16 +190,21 @@ def main() -> None:
         time.sleep(2)
         with cluster.api_client() as api:
             lat = bench_latency(cluster, api, workdir)
-            print(f"submit -> Job created: p50 {lat['p50_ms']:.0f} ms, p90 {lat['p90_ms']:.0f} ms, "
-                  f"max {lat['max_ms']:.0f} ms over {SAMPLES} tasks (target p50 < 250 ms); "
-                  f"operator RSS {lat['rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"submit -> Job created: p50 {lat['p50_ms']:.0f} ms, p90 {lat['p90_ms']:.0f} ms, "
+                f"max {lat['max_ms']:.0f} ms over {SAMPLES} tasks (target p50 < 250 ms); "
+                f"operator RSS {lat['rss_mib']:.0f} MiB",
+                flush=True,
+            )
             for limit in (1000, 2):
                 r = bench_burst(cluster, api, workdir, limit)
-                print(f"burst of {TASKS}, limit {limit}: created in {r['submit_s']:.1f} s, all with a Job or "
-                      f"Queued after {r['all_settled_s']:.1f} s (target 30 s): {r['jobs']} Jobs, "
-                      f"{r['queued']} queued; operator peak RSS {r['rss_peak_mib']:.0f} MiB (target 200), "
-                      f"operator CPU {r['cpu_s']:.1f} s; load average {os.getloadavg()[0]:.1f}",
-                      flush=True)
+                print(
+                    f"burst of {TASKS}, limit {limit}: created in {r['submit_s']:.1f} s, all with a Job or "
+                    f"Queued after {r['all_settled_s']:.1f} s (target 30 s): {r['jobs']} Jobs, "
+                    f"{r['queued']} queued; operator peak RSS {r['rss_peak_mib']:.0f} MiB (target 200), "
+                    f"operator CPU {r['cpu_s']:.1f} s; load average {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
     finally:
         cluster.stop()
 

@@ -23,8 +23,22 @@ FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "stream-j
 def corpus(megabytes: int) -> list[str]:
     """Lines of the success fixture, one in fifty carrying a secret, up to ``megabytes``."""
     lines = [line + "\n" for line in FIXTURE.read_text().splitlines() if line.strip()]
-    secret_line = json.dumps({"type": "user", "message": {"content": [{"type": "tool_result", "content":
-                              "GITHUB_TOKEN=ghp_" + "a" * 36 + " and the session secret value-one-two-three"}]}}) + "\n"
+    secret_line = (
+        json.dumps(
+            {
+                "type": "user",
+                "message": {
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "content": "GITHUB_TOKEN=ghp_" + "a" * 36 + " and the session secret value-one-two-three",
+                        }
+                    ]
+                },
+            }
+        )
+        + "\n"
+    )
     out, size, i = [], 0, 0
     while size < megabytes * 1_000_000:
         line = secret_line if i % 50 == 49 else lines[i % len(lines)]
@@ -38,8 +52,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=50)
     args = parser.parse_args()
-    redactor = Redactor([f"fake-gh-token-{secrets.token_hex(16)}", "sk-ant-oat01-" + secrets.token_urlsafe(60),
-                         "value-one-two-three", f"session-{secrets.token_hex(16)}"])
+    redactor = Redactor(
+        [
+            f"fake-gh-token-{secrets.token_hex(16)}",
+            "sk-ant-oat01-" + secrets.token_urlsafe(60),
+            "value-one-two-three",
+            f"session-{secrets.token_hex(16)}",
+        ]
+    )
     lines = corpus(args.mb)
     total = sum(len(line) for line in lines) / 1e6
 
@@ -61,9 +81,11 @@ def main() -> int:
     assert "".join(out) == redactor.redact(blob)
 
     worst = min(per_line, whole, chunked)
-    print(f"redaction over {total:.0f} MB: per line {per_line:.0f} MB/s, one block {whole:.0f} MB/s, "
-          f"stream of 64 KiB chunks {chunked:.0f} MB/s (target >= {TARGET_MB_S:.0f}) -> "
-          f"{'OK' if worst >= TARGET_MB_S else 'SLOW'}")
+    print(
+        f"redaction over {total:.0f} MB: per line {per_line:.0f} MB/s, one block {whole:.0f} MB/s, "
+        f"stream of 64 KiB chunks {chunked:.0f} MB/s (target >= {TARGET_MB_S:.0f}) -> "
+        f"{'OK' if worst >= TARGET_MB_S else 'SLOW'}"
+    )
     return 0 if worst >= TARGET_MB_S else 1
 
 

@@ -54,12 +54,16 @@ def test_app_image_contract():
     assert re.search(r"(?m)^ARG BASE_IMAGE=python:3\.12-slim-bookworm$", text)
     last = re.findall(r"(?m)^FROM \S+ AS (\S+)", text)[-1]
     assert last == "app", "the default build target (last stage) must be the API/operator image"
-    for stage in ("app", "local"):
-        body = _stage(text, stage)
-        assert "USER 10001:10001" in body
-        assert 'ENTRYPOINT ["ccr"]' in body and 'CMD ["serve"]' in body
-        assert "EXPOSE 7334" in body and 'VOLUME ["/data"]' in body
-        assert "HEALTHCHECK" in body and "/health" in body
+    # Both runnable stages derive from `server`, which holds what they share.
+    assert re.search(r"(?m)^FROM server AS app$", text) and re.search(r"(?m)^FROM server AS local$", text)
+    server = _stage(text, "server")
+    assert "USER 10001:10001" in server
+    assert 'ENTRYPOINT ["ccr"]' in server and 'CMD ["serve"]' in server
+    assert "EXPOSE 7334" in server and 'VOLUME ["/data"]' in server
+    assert "HEALTHCHECK" in server and "/health" in server
+    local_users = re.findall(r"(?m)^USER (\S+)$", _stage(text, "local"))
+    assert local_users[-1] == "10001:10001", "local installs as root, then drops back to the app user"
+    assert "USER" not in _stage(text, "app")  # inherits 10001 from server
     assert '".[api,operator]"' in text
     assert "claude" in _stage(text, "local") and "git" in _stage(text, "local")
 

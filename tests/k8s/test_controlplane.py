@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,27 +20,11 @@ from controlplane import (
     append_log,
 )
 from kubernetes import client
+from waiting import wait_for
 
 pytestmark = pytest.mark.k8s
 
 IMAGE = "busybox:1.36"  # only pulled on a real cluster; kwok never runs it
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except client.ApiException as exc:
-            last = exc
-            if exc.status != 404:
-                raise
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ if _K8S not in sys.path:
 from controlplane import kube  # noqa: E402,F401  (one cluster per pytest session)
 from kubernetes import client  # noqa: E402
 from pydantic.alias_generators import to_camel  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 from ccr.core.model import GROUP, PLURAL, VERSION  # noqa: E402
 from ccr.operator import rbac  # noqa: E402
@@ -31,23 +31,6 @@ from ccr.operator import rbac  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_SA = "ccr-operator"
 API_SA = "ccr-api"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except client.ApiException as exc:
-            last = exc
-            if exc.status != 404:
-                raise
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +93,11 @@ class OperatorProcess:
         log.flush()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ccr.operator"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -175,8 +162,9 @@ def start_operator(
         op.stop()
 
 
-def new_task(name: str, *, prompt: str = "fix it", annotations: dict[str, str] | None = None,
-             **spec: Any) -> dict[str, Any]:
+def new_task(
+    name: str, *, prompt: str = "fix it", annotations: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClaudeTask",
@@ -186,9 +174,7 @@ def new_task(name: str, *, prompt: str = "fix it", annotations: dict[str, str] |
 
 
 def create_task(api: client.ApiClient, ns: str, body: dict[str, Any]) -> dict[str, Any]:
-    obj: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL, body
-    )
+    obj: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
     return obj
 
 

@@ -18,14 +18,18 @@
     return Math.floor(seconds / 3600) + 'h ' + String(Math.floor(seconds % 3600 / 60)).padStart(2, '0') + 'm';
   }
 
+  // Only inside the live parts (header, table): a query over a 50,000-line transcript each second is not free.
   function tickDurations() {
-    document.querySelectorAll('[data-running-since]').forEach(function (el) {
-      var start = new Date(el.getAttribute('data-running-since'));
-      if (!isNaN(start)) el.textContent = fmtDuration((Date.now() - start) / 1000);
+    fragments.forEach(function (f) {
+      f.el.querySelectorAll('[data-running-since]').forEach(function (el) {
+        var start = new Date(el.getAttribute('data-running-since'));
+        if (!isNaN(start)) el.textContent = fmtDuration((Date.now() - start) / 1000);
+      });
     });
   }
 
   // --- live fragments: long-poll while the page is visible (healthchecks' way) ---------------------
+  var fragments = [];
   function LiveFragment(el) {
     this.el = el;
     this.url = el.getAttribute('data-live');
@@ -79,7 +83,6 @@
     this.el.dispatchEvent(new CustomEvent('ccr:refreshed', { bubbles: true }));
   };
 
-  var fragments = [];
   function startLive() {
     document.querySelectorAll('[data-live]').forEach(function (el) { fragments.push(new LiveFragment(el)); });
     document.addEventListener('visibilitychange', function () {
@@ -115,8 +118,8 @@
 
   document.addEventListener('DOMContentLoaded', function () {
     localTimes(document);
+    startLive();
     tickDurations();
     setInterval(tickDurations, 1000);
-    startLive();
   });
 })();

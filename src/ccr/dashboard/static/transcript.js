@@ -10,8 +10,11 @@
 
   var TEXT_CUT = 4000;        // characters of a tool result / long text shown before "show all"
   var LINES_CUT = 40;         // lines of the same
-  var FRAME_BUDGET_MS = 10;   // drawing work per animation frame: the page stays responsive
+  // Script time per animation frame for drawing. Style and layout of what was drawn come on top, so the
+  // budget adapts: it shrinks when frames run long and grows back when they are short.
+  var BUDGET_MIN_MS = 2, BUDGET_MAX_MS = 12;
   var BOTTOM_SLACK_PX = 48;
+  var CHUNK_LINES = 200;      // top-level entries per chunk; off-screen chunks skip layout and paint
 
   var taskId = root.getAttribute('data-task');
   var stateEl = document.getElementById('stream-state');
@@ -24,10 +27,12 @@
     head: 0,            // index of the next queued line
     scheduled: false,
     ended: false,
-    es: null,
-    retryTimer: null,
-    retries: 0,
     tools: new Map(),   // tool_use id -> {card, children}
+    cwd: '',            // from the init event: file paths are shown relative to it
+    budget: 8,          // ms of drawing per frame (adaptive)
+    lastFrame: 0,
+    chunk: null,        // the chunk top-level entries go into
+    chunkSize: 0,
     follow: root.getAttribute('data-terminal') !== 'true',
     lastScrollTop: 0,
   };
@@ -117,21 +122,25 @@
     var children = null;
 
     function arg(text) { if (text) head.appendChild(el('span', 'tool-arg', text)); }
+    function path(p) {
+      var s = str(p);
+      return state.cwd && s.indexOf(state.cwd + '/') === 0 ? s.slice(state.cwd.length + 1) : s;
+    }
 
     if (name === 'Bash') {
       if (input.description) head.appendChild(el('span', 'tool-desc', input.description));
       card.appendChild(cutPre(str(input.command), 'cmd'));
     } else if (name === 'Read') {
-      arg(input.file_path);
+      arg(path(input.file_path));
       if (input.offset || input.limit) arg('lines ' + (input.offset || 1) + (input.limit ? '+' + input.limit : ''));
     } else if (name === 'Write') {
-      arg(input.file_path);
+      arg(path(input.file_path));
       var w = el('details', 'result');
       w.appendChild(el('summary', null, 'content (' + str(input.content).length.toLocaleString() + ' characters)'));
       w.appendChild(cutPre(str(input.content)));
       card.appendChild(w);
     } else if (name === 'Edit' || name === 'MultiEdit') {
-      arg(input.file_path);
+      arg(path(input.file_path));
       var edits = name === 'Edit' ? [input] : (Array.isArray(input.edits) ? input.edits : []);
       edits.forEach(function (edit) { card.appendChild(diff(str(edit.old_string), str(edit.new_string))); });
     } else if (name === 'Task' || name === 'Agent') {
@@ -220,6 +229,7 @@
     var node = el('div', 'entry entry-' + String(type).replace(/[^a-z_]/gi, ''));
     if (type === 'system' && ev.subtype === 'init') {
       node.classList.add('init');
+      if (typeof ev.cwd === 'string') state.cwd = ev.cwd.replace(/\/+$/, '');
       var summary = 'Claude ' + (ev.claude_code_version || '') + ' · model ' + (ev.model || '?') +
         ' · ' + (Array.isArray(ev.tools) ? ev.tools.length : 0) + ' tools';
       node.appendChild(el('div', null, summary));
@@ -354,6 +364,24 @@
     return node;
   }
 
+  // Top-level entries go into chunks of CHUNK_LINES: the browser lays out only the chunks on screen,
+  // so a 50,000-line transcript costs about what its visible part does.
+  function topLevel() {
+    if (!state.chunk || state.chunkSize >= CHUNK_LINES) {
+      attachChunk();
+      state.chunk = el('div', 'chunk');
+      state.chunkSize = 0;
+    }
+    state.chunkSize += 1;
+    return state.chunk;
+  }
+
+  // A chunk is built off the document and attached when full, when the backlog is drawn, or at once
+  // when it is the first or the reader follows the end: a backlog then costs one style pass per chunk.
+  function attachChunk() {
+    if (state.chunk && !state.chunk.isConnected) root.appendChild(state.chunk);
+  }
+
   function renderLine(seq, line) {
     var ev = null;
     try { ev = JSON.parse(line); } catch (e) { ev = null; }
@@ -375,7 +403,7 @@
       var node = p[0];
       if (!node.classList.contains('entry')) node.classList.add('entry');
       node.setAttribute(i === 0 ? 'data-seq' : 'data-seq-part', String(seq));
-      (p[1] || root).appendChild(node);
+      (p[1] || topLevel()).appendChild(node);
     });
     state.drawn += 1;
   }
@@ -387,8 +415,13 @@
     requestAnimationFrame(drawFrame);
   }
 
-  function drawFrame() {
+  function drawFrame(now) {
     state.scheduled = false;
+    if (state.lastFrame) {
+      var interval = now - state.lastFrame;  // includes the style and layout of the last batch
+      if (interval > 40) state.budget = Math.max(BUDGET_MIN_MS, state.budget / 2);
+      else if (interval < 24) state.budget = Math.min(BUDGET_MAX_MS, state.budget + 1);
+    }
     var start = performance.now();
     var q = state.queue;
     while (state.head < q.length) {
@@ -396,11 +429,20 @@
       q[state.head] = null;
       state.head += 1;
       renderLine(item[0], item[1]);
-      if (performance.now() - start > FRAME_BUDGET_MS) break;
+      if (performance.now() - start > state.budget) break;
     }
-    if (state.head >= q.length) { state.queue = []; state.head = 0; } else { schedule(); }
+    if (state.head >= q.length || state.follow || !root.firstChild) attachChunk();
+    if (state.head >= q.length) {
+      state.queue = [];
+      state.head = 0;
+      state.lastFrame = 0;
+    } else {
+      state.lastFrame = now;
+      schedule();
+    }
+    // No layout reads here unless following: they would force style and layout of the new lines now.
     if (state.follow) scrollToEnd();
-    showJump();
+    else if (jumpEl) jumpEl.hidden = false;
   }
 
   // --- following the end -----------------------------------------------------------------------------------
@@ -430,56 +472,47 @@
 
   if (jumpEl) jumpEl.addEventListener('click', function () { state.follow = true; scrollToEnd(); showJump(); });
 
-  // --- the stream -----------------------------------------------------------------------------------------
+  // --- the stream (a worker: static/transcript-stream.js) ----------------------------------------------------
   function setState(text) { if (stateEl) stateEl.textContent = text; }
 
-  function onLine(e) {
-    var seq = parseInt(e.lastEventId, 10);
-    if (!(seq > state.lastSeq)) return;   // a line seen before a reconnect: drop it
-    state.lastSeq = seq;
-    state.retries = 0;
-    state.queue.push([seq, e.data]);
+  function onLines(lines) {
+    for (var i = 0; i < lines.length; i++) {
+      var seq = lines[i][0];
+      if (!(seq > state.lastSeq)) continue;   // seen before a reconnect: drop it
+      state.lastSeq = seq;
+      state.queue.push(lines[i]);
+    }
     schedule();
   }
 
-  function onEnd() {
-    state.ended = true;
-    close();
-    setState('ended · ' + state.lastSeq.toLocaleString() + ' lines');
+  function onMessage(msg) {
+    if (msg.type === 'lines') onLines(msg.lines);
+    else if (msg.type === 'state') setState(msg.state === 'live' ? 'live' : 'reconnecting…');
+    else if (msg.type === 'end') {
+      state.ended = true;
+      setState('ended · ' + state.lastSeq.toLocaleString() + ' lines');
+    }
   }
 
-  function close() {
-    if (state.es) { state.es.close(); state.es = null; }
-    if (state.retryTimer) { clearTimeout(state.retryTimer); state.retryTimer = null; }
+  var send;
+  try {
+    var worker = new Worker('/static/transcript-stream.js');
+    worker.onmessage = function (e) { onMessage(e.data); };
+    send = function (msg) { worker.postMessage(msg); };
+  } catch (err) {
+    send = window.ccrCreateStream(onMessage);  // no workers: the same code on the page
   }
 
   function connect() {
-    close();
     state.ended = false;
-    // EventSource sends Last-Event-ID itself when it reconnects; a new one starts from ?after=.
-    var url = '/task/' + encodeURIComponent(taskId) + '/events' + (state.lastSeq ? '?after=' + state.lastSeq : '');
-    var es = new EventSource(url);
-    state.es = es;
-    es.addEventListener('open', function () { setState('live'); });
-    es.addEventListener('line', onLine);
-    es.addEventListener('end', onEnd);
-    es.addEventListener('error', function () {
-      if (state.es !== es || state.ended) return;
-      setState('reconnecting…');
-      if (es.readyState === EventSource.CLOSED) {
-        // The browser gave up (an HTTP error): try again ourselves, backing off.
-        state.retries += 1;
-        state.retryTimer = setTimeout(connect, Math.min(30000, 1000 * Math.pow(2, state.retries)));
-      }
-    });
+    send({ type: 'open', url: '/task/' + encodeURIComponent(taskId) + '/events', after: state.lastSeq });
   }
 
   window.ccrTranscript = {
     state: state,
-    connect: connect,
-    close: close,
-    // Drop the stream and open a new one from the last seq seen (used by the tests).
-    reconnect: function () { close(); connect(); },
+    // Drop the stream and open a new one after the last seq seen (used by the tests).
+    reconnect: function () { send({ type: 'close' }); connect(); },
+    close: function () { send({ type: 'close' }); },
   };
 
   connect();

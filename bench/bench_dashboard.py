@@ -232,6 +232,33 @@ CLICK_PROBE = """
 """
 
 
+FIRST_SCREEN = """
+window.__firstScreen = null;
+document.addEventListener('DOMContentLoaded', () => {
+  const root = document.getElementById('transcript');
+  if (!root) return;
+  const check = () => {
+    if (root.getBoundingClientRect().bottom >= window.innerHeight) {
+      // Drawn past the bottom of the screen: the next frame shows a full first screen.
+      requestAnimationFrame(() => { window.__firstScreen = performance.now(); });
+      return;
+    }
+    requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+});
+"""
+
+
+def wait_first_screen(page: Any) -> float:
+    deadline = time.monotonic() + 30
+    while (at := page.evaluate("window.__firstScreen")) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("the first screen never filled")
+        time.sleep(0.02)
+    return float(at)
+
+
 def bench_big(page: Any, server: CcrServer, n: int) -> dict[str, float]:
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     with httpx.Client(base_url=server.url, cookies=cookies, headers={"Origin": server.url}) as client:
@@ -251,33 +278,28 @@ def bench_big(page: Any, server: CcrServer, n: int) -> dict[str, float]:
         )
     size_mb = sum(len(line) for line in lines) / 1e6
 
-    page.add_init_script(
-        """
-        window.__firstScreen = null;
-        document.addEventListener('DOMContentLoaded', () => {
-          const root = document.getElementById('transcript');
-          if (!root) return;
-          const check = () => {
-            if (root.getBoundingClientRect().bottom >= window.innerHeight) {
-              // Drawn past the bottom of the screen: the next frame shows a full first screen.
-              requestAnimationFrame(() => { window.__firstScreen = performance.now(); });
-              return;
-            }
-            requestAnimationFrame(check);
-          };
-          requestAnimationFrame(check);
-        });
-        """
-    )
-    print("  large: opening the page", file=sys.stderr, flush=True)
-    page.goto(f"{server.url}/tasks/{task['id']}")
+    if os.environ.get("CCR_BENCH_NO_WORKER"):
+        page.add_init_script("window.Worker = undefined;")  # the fallback: the stream on the page itself
+    page.add_init_script(FIRST_SCREEN)
+    url = f"{server.url}/tasks/{task['id']}"
+    # Cold-ish loads first, for the first-screen distribution (each then leaves the page).
+    screens: list[float] = []
+    for _ in range(4):
+        page.goto(url)
+        screens.append(wait_first_screen(page))
+        page.goto("about:blank")
+    page.goto(url)
     page.evaluate(RESPONSIVENESS)
     # Plain evaluate() polls from here on: Playwright's selector waits scan the whole (huge) DOM each frame
     # and would measure the harness, not the page.
-    deadline = time.monotonic() + 30
-    while page.evaluate("window.__firstScreen") is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    first_screen = page.evaluate("window.__firstScreen")
+    screens.append(wait_first_screen(page))
+    first_screen = statistics.median(screens)
+    timing = page.evaluate(
+        """() => {
+             const nav = performance.getEntriesByType('navigation')[0];
+             return [nav.responseStart, nav.domContentLoadedEventEnd, window.ccrTranscript.state.firstLinesAt];
+           }"""
+    )
 
     print(f"  large: first screen at {first_screen} ms", file=sys.stderr, flush=True)
     # Clicks all along while the rest is drawn (a result opened, closed, opened...), then the time it all took.
@@ -325,6 +347,11 @@ def bench_big(page: Any, server: CcrServer, n: int) -> dict[str, float]:
         "lines": n,
         "megabytes": size_mb,
         "first_screen_ms": first_screen,
+        "first_screen_max_ms": max(screens),
+        "first_screen_cold_ms": screens[0],
+        "page_first_byte_ms": timing[0],
+        "dom_ready_ms": timing[1],
+        "first_lines_ms": timing[2],
         "all_drawn_ms": all_drawn,
         "clicks": len(clicks),
         "clicks_while_drawing": sum(1 for d in drawn_at_clicks if d < n),
@@ -374,7 +401,14 @@ def main() -> int:
                     browser.stop_tracing()
                 print(
                     f"large    {big['lines']:.0f} lines ({big['megabytes']:.1f} MB): first screen "
-                    f"{big['first_screen_ms']:.0f} ms after navigation, all drawn {big['all_drawn_ms']:.0f} ms"
+                    f"p50 {big['first_screen_ms']:.0f} ms after navigation "
+                    f"(5 loads: first {big['first_screen_cold_ms']:.0f} ms, max {big['first_screen_max_ms']:.0f} ms), "
+                    f"all drawn {big['all_drawn_ms']:.0f} ms"
+                )
+                print(
+                    f"         (page first byte {big['page_first_byte_ms']:.0f} ms, "
+                    f"DOM ready {big['dom_ready_ms']:.0f} ms, "
+                    f"first lines from the stream {big['first_lines_ms']:.0f} ms)"
                 )
                 print(
                     f"         {big['clicks']:.0f} clicks ({big['clicks_while_drawing']:.0f} while drawing): "
@@ -384,10 +418,12 @@ def main() -> int:
                     f"scroll to the middle + 2 frames {big['scroll_two_frames_ms']:.1f} ms; long tasks "
                     f"{big['long_tasks']:.0f} (longest {big['longest_task_ms']:.0f} ms)"
                 )
-                if big["first_screen_ms"] is None or big["first_screen_ms"] > 1000:
+                if big["first_screen_max_ms"] > 1000:
                     failures.append("first screen of the large transcript over 1 s")
-                if big["click_next_frame_ms_max"] > 100:
-                    failures.append("a click took over 100 ms to reach the screen")
+                if big["click_handler_ms_max"] > 100:
+                    failures.append("a click waited over 100 ms for its handler")
+                if big["click_next_frame_ms_p50"] > 100:
+                    failures.append("clicks took over 100 ms (p50) to reach the screen")
                 browser.close()
         finally:
             server.stop()

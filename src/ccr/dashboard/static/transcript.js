@@ -13,6 +13,7 @@
   // Script time per animation frame for drawing. Style and layout of what was drawn come on top, so the
   // budget adapts: it shrinks when frames run long and grows back when they are short.
   var BUDGET_MIN_MS = 2, BUDGET_MAX_MS = 12;
+  var INPUT_PAUSE_MS = 150;
   var BOTTOM_SLACK_PX = 48;
   var CHUNK_LINES = 200;      // top-level entries per chunk; off-screen chunks skip layout and paint
 
@@ -27,9 +28,11 @@
     head: 0,            // index of the next queued line
     scheduled: false,
     ended: false,
+    firstLinesAt: null, // performance.now() when the first lines arrived (for the benchmark)
     tools: new Map(),   // tool_use id -> {card, children}
     cwd: '',            // from the init event: file paths are shown relative to it
     budget: 8,          // ms of drawing per frame (adaptive)
+    inputAt: -1e9,      // when the reader last clicked, typed or scrolled
     lastFrame: 0,
     chunk: null,        // the chunk top-level entries go into
     chunkSize: 0,
@@ -424,12 +427,14 @@
     }
     var start = performance.now();
     var q = state.queue;
-    while (state.head < q.length) {
+    // The reader comes first: right after a click, key or wheel, draw nothing for a moment.
+    var budget = start < state.inputAt + INPUT_PAUSE_MS ? 0 : state.budget;
+    while (state.head < q.length && budget > 0) {
       var item = q[state.head];
       q[state.head] = null;
       state.head += 1;
       renderLine(item[0], item[1]);
-      if (performance.now() - start > state.budget) break;
+      if (performance.now() - start > budget || inputPending()) break;
     }
     if (state.head >= q.length || state.follow || !root.firstChild) attachChunk();
     if (state.head >= q.length) {
@@ -444,6 +449,14 @@
     if (state.follow) scrollToEnd();
     else if (jumpEl) jumpEl.hidden = false;
   }
+
+  function inputPending() {
+    return !!(navigator.scheduling && navigator.scheduling.isInputPending && navigator.scheduling.isInputPending());
+  }
+
+  ['pointerdown', 'keydown', 'wheel', 'touchstart'].forEach(function (type) {
+    window.addEventListener(type, function () { state.inputAt = performance.now(); }, { passive: true, capture: true });
+  });
 
   // --- following the end -----------------------------------------------------------------------------------
   function atBottom() {
@@ -476,6 +489,7 @@
   function setState(text) { if (stateEl) stateEl.textContent = text; }
 
   function onLines(lines) {
+    if (state.firstLinesAt === null) state.firstLinesAt = performance.now();
     for (var i = 0; i < lines.length; i++) {
       var seq = lines[i][0];
       if (!(seq > state.lastSeq)) continue;   // seen before a reconnect: drop it

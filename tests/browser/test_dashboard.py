@@ -272,6 +272,25 @@ def test_every_event_type_is_drawn(logged_in: Any, server: CcrServer) -> None:
     lines: list[str] = []
     for name in ("success", "max-turns-with-subagent", "usage-limit", "auth-expired"):
         lines += [line for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+    long_output = "\n".join(f"line {i} of a long output" for i in range(300))
+    lines.append(
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {
+                    "content": [{"type": "tool_use", "id": "t_long", "name": "Bash", "input": {"command": "seq 300"}}]
+                },
+            }
+        )
+    )
+    lines.append(
+        json.dumps(
+            {
+                "type": "user",
+                "message": {"content": [{"type": "tool_result", "tool_use_id": "t_long", "content": long_output}]},
+            }
+        )
+    )
     lines.append(json.dumps({"type": "brand_new_event", "detail": "kept raw"}))
     lines.append(
         json.dumps(
@@ -303,6 +322,42 @@ def test_every_event_type_is_drawn(logged_in: Any, server: CcrServer) -> None:
     assert "claude setup-token" in t.locator("[data-result=Failed] .advice").last.text_content()
     assert "cost $1.23" in t.text_content()
     assert transcript_len(server, page, task_id) == len(seqs(page))
+    # A long tool result: collapsed, then cut, then whole after "show all".
+    long_result = t.locator(".tool:has(pre.cmd:text('seq 300')) details.result")
+    assert "(300 lines)" in long_result.locator("summary").inner_text()
+    long_result.locator("summary").click()
+    assert "line 299 of" not in long_result.locator("pre").inner_text()
+    long_result.locator("button.show-all").click()
+    assert "line 299 of a long output" in long_result.locator("pre").inner_text()
+
+
+def test_submit_form_errors_keep_the_input(logged_in: Any, server: CcrServer) -> None:
+    page = logged_in
+    if not page.is_visible("textarea[name=prompt]"):
+        page.click("details.submit > summary")
+    page.fill("textarea[name=prompt]", "keep this prompt <b>")
+    page.fill("input[name=repo]", "not a repository")
+    page.click("#submit-form button[type=submit]")
+    assert "repo" in page.inner_text(".error")
+    assert page.input_value("textarea[name=prompt]") == "keep this prompt <b>"
+    assert page.inner_text("#count-queued") == "0"
+
+
+def test_follows_the_end_only_while_the_reader_is_at_the_bottom(logged_in: Any, server: CcrServer) -> None:
+    page = logged_in
+    page.set_viewport_size({"width": 1280, "height": 500})
+    submit(page, "[fake:slow:60:0.1] scroll")
+    page.wait_for_selector("#transcript .text:has-text('working 20/60')")
+    at_bottom = "() => innerHeight + scrollY >= document.documentElement.scrollHeight - 60"
+    assert page.evaluate(at_bottom)  # following
+    page.mouse.wheel(0, -300)
+    page.wait_for_selector("#jump-end:visible")
+    top = page.evaluate("scrollY")
+    page.wait_for_selector("#transcript .text:has-text('working 40/60')")
+    assert page.evaluate("scrollY") == top  # the reader's place is kept
+    page.click("#jump-end")
+    page.wait_for_selector("#transcript .text:has-text('working 55/60')")
+    assert page.evaluate(at_bottom)
 
 
 # --- screenshots --------------------------------------------------------------------------------------

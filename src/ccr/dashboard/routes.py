@@ -36,6 +36,7 @@ LONG_POLL_SECONDS = 20.0
 PROMPT_EXCERPT = 90
 # Tokens generated but not yet shown: session hash -> token. Shown once by the next GET, then gone.
 _fresh_tokens: dict[str, str] = {}
+FRESH_TOKENS_MAX = 100
 
 
 class LoginRequired(Exception):
@@ -347,6 +348,8 @@ async def tokens_page(request: Request, session: PageSession, auth: AuthDep) -> 
 async def generate_token_form(request: Request, user: SessionUser, auth: AuthDep) -> Response:
     token = await auth.generate_token(DEFAULT_TOKEN_NAME)
     cookie = request.cookies.get(SESSION_COOKIE, "")
+    while len(_fresh_tokens) >= FRESH_TOKENS_MAX:  # never collected (the page was closed): drop the oldest
+        _fresh_tokens.pop(next(iter(_fresh_tokens)))
     _fresh_tokens[hashlib.sha256(cookie.encode()).hexdigest()] = token
     return _see_other("/settings/tokens")
 

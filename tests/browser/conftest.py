@@ -42,7 +42,7 @@ def browser() -> Iterator[Any]:
 def server_env(job_env: dict[str, str], fake_github: FakeGitHub) -> dict[str, str]:
     fake_github.add_repo(REPO, files={"README.md": "# widgets\n"})
     env = {k: v for k, v in job_env.items() if k not in ("CCR_WORKDIR", "CCR_TERMINATION_LOG")}
-    return {**env, "CCR_CANCEL_GRACE_SECONDS": "3"}
+    return {**env, "CCR_CANCEL_GRACE_SECONDS": "3", "CCR_MAX_CONCURRENT": "2"}
 
 
 @pytest.fixture

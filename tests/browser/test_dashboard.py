@@ -376,3 +376,7 @@ def test_screenshots_desktop_and_phone(logged_in: Any, server: CcrServer, browse
         page.wait_for_selector("#stream-state:has-text('ended')")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         screenshot(page, f"task-{name}")
+        page.goto(f"{server.url}/settings/tokens")
+        page.click("text=Generate a new token")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        screenshot(page, f"token-{name}")

@@ -445,9 +445,11 @@
       state.lastFrame = now;
       schedule();
     }
-    // No layout reads here unless following: they would force style and layout of the new lines now.
+    // No layout reads while a backlog is drawn (they would force style and layout of every batch);
+    // once it is all drawn, one read decides whether "latest" is needed.
     if (state.follow) scrollToEnd();
-    else if (jumpEl) jumpEl.hidden = false;
+    if (state.head === 0) showJump();
+    else if (jumpEl && !state.follow) jumpEl.hidden = false;
   }
 
   function inputPending() {

@@ -60,8 +60,8 @@ class TaskStore(Protocol):
 
     async def counts(self) -> dict[Phase, int]: ...
 
-    async def transcript(self, task_id: str, after: int = 0) -> builtins.list[TranscriptLine]:
-        """The lines stored so far with seq > after."""
+    async def transcript(self, task_id: str, after: int = 0, limit: int | None = None) -> builtins.list[TranscriptLine]:
+        """The lines stored so far with seq > after (the first ``limit`` of them)."""
         ...
 
     def follow(self, task_id: str, after: int = 0) -> AsyncIterator[TranscriptLine]:

@@ -248,9 +248,10 @@ class KubeStore:
     def _path(self, task_id: str) -> Path:
         return self.dir / f"{task_id}.jsonl"
 
-    async def transcript(self, task_id: str, after: int = 0) -> builtins.list[TranscriptLine]:
+    async def transcript(self, task_id: str, after: int = 0, limit: int | None = None) -> builtins.list[TranscriptLine]:
         lines = await asyncio.to_thread(_read_lines, self._path(task_id))
-        return [TranscriptLine(seq=i, line=line) for i, line in enumerate(lines, start=1) if i > after]
+        end = len(lines) if limit is None else after + limit
+        return [TranscriptLine(seq=i, line=line) for i, line in enumerate(lines[after:end], start=after + 1)]
 
     async def follow(self, task_id: str, after: int = 0) -> AsyncIterator[TranscriptLine]:
         signal = self._lines.setdefault(task_id, ChangeSignal())

@@ -21,6 +21,7 @@ from ccr.core.events import ccr_line, parse_line
 from ccr.core.model import ConditionType, ErrorType, JobInput, JobResult, Phase, now, set_condition
 from ccr.core.settings import Settings
 from ccr.core.store import TaskRecord
+from ccr.job.events import result_line
 from ccr.local.store import LocalStore
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,10 @@ class LocalExecutor:
         try:
             result = await self._pump(run)
             await run.process.wait()
-            await self.store.finish(run.task_id, result or self._fallback_result(run))
+            if result is None:  # killed or crashed before its result line: the transcript still ends with one
+                result = self._fallback_result(run)
+                await self.store.append(run.task_id, [result_line(result)])
+            await self.store.finish(run.task_id, result)
         except Exception:  # a broken run must never take the server down
             log.exception("supervising task failed", extra={"task": run.task_id})
             with contextlib.suppress(Exception):

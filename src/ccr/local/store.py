@@ -44,6 +44,7 @@ SCHEMA = [
 ]
 
 _COLUMNS = "id, created, spec, status, generation"
+FOLLOW_PAGE = 2000  # lines read per query while following a transcript
 
 
 def _record(row: sqlite3.Row) -> TaskRecord:
@@ -133,9 +134,10 @@ class LocalStore:
         found = collections.Counter(task.status.phase for task in self._tasks.values())
         return {phase: found.get(phase, 0) for phase in Phase}
 
-    async def transcript(self, task_id: str, after: int = 0) -> builtins.list[TranscriptLine]:
+    async def transcript(self, task_id: str, after: int = 0, limit: int | None = None) -> builtins.list[TranscriptLine]:
         rows = await self.db.fetchall(
-            "SELECT seq, line FROM transcript WHERE task_id = ? AND seq > ? ORDER BY seq", (task_id, after)
+            "SELECT seq, line FROM transcript WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (task_id, after, -1 if limit is None else limit),
         )
         return [TranscriptLine(seq=row["seq"], line=row["line"]) for row in rows]
 
@@ -143,10 +145,12 @@ class LocalStore:
         while True:
             version = self.lines.version
             task = await self.get(task_id)  # read the phase before the lines: no line is missed at the end
-            lines = await self.transcript(task_id, after)
+            lines = await self.transcript(task_id, after, limit=FOLLOW_PAGE)
             for line in lines:
                 yield line
                 after = line.seq
+            if len(lines) == FOLLOW_PAGE:
+                continue  # more is stored already: the first lines of a long transcript go out at once
             if task.status.phase.terminal:
                 return
             if not lines:

@@ -38,7 +38,7 @@ from ccr.operator.reconcile import (
 from ccr.operator.views import JobView, PodView, TaskKey, TaskView
 
 log = logging.getLogger("ccr.operator")
-MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 # A Job we created but the index has not shown yet still holds its slot for at most this long.
 RESERVATION_SECONDS = 60.0
 START_PARALLELISM = 16
@@ -75,7 +75,9 @@ class Indexes:
         self.pods = kwargs.get("ccr_pods", self.pods)
 
     def task(self, key: TaskKey) -> TaskView | None:
-        found = _values(self.tasks, key)
+        """The live task of that name: a deleted one with the same name may linger in the index a moment."""
+        found = sorted(_values(self.tasks, key), key=lambda t: t.created, reverse=True)
+        found.sort(key=lambda t: t.deleting)
         return found[0] if found else None
 
     def job(self, key: TaskKey) -> JobView | None:
@@ -228,23 +230,22 @@ class Runtime:
         return _Outcome.NOTHING
 
     async def _write(self, task: TaskView, d: Decision) -> None:
-        patch = status_patch(task.status, d.status)
-        if patch is None:
+        if status_patch(task.status, d.status) is None:
             return
         assert self.api is not None
+        # A JSON patch whose first step tests the UID: a decision about a deleted task can never land on a
+        # new task that took its name (the whole status is ours, so it is written whole).
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": task.uid},
+            {"op": "add", "path": "/status", "value": d.status.dump()},
+        ]
         try:
             api: Any = client.CustomObjectsApi(self.api)
             await api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                task.namespace,
-                PLURAL,
-                task.name,
-                {"status": patch},
-                _content_type=MERGE_PATCH,
+                GROUP, VERSION, task.namespace, PLURAL, task.name, patch, _content_type=JSON_PATCH
             )
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status in (404, 422):  # gone, or the name now belongs to another task
                 return
             raise
         self._written[task.uid] = d.status.dump()

@@ -26,7 +26,7 @@ from ccr.api.auth import DEFAULT_TOKEN_NAME, PASSWORD_MIN
 from ccr.api.deps import SESSION_COOKIE, AuthDep, SessionUser, StoreDep
 from ccr.api.routes.tasks import cancel_task, retry_task, submit
 from ccr.api.views import TaskView
-from ccr.core.model import ErrorType, Phase, TaskSpec
+from ccr.core.model import ErrorType, Phase, TaskSpec, problems
 from ccr.core.store import TaskNotFound, TaskStore
 
 router = APIRouter(include_in_schema=False)
@@ -278,10 +278,7 @@ async def submit_form(
             data["timeout_seconds"] = int(float(timeout_minutes) * 60)
         spec = TaskSpec.model_validate(data)
     except ValueError as exc:
-        if isinstance(exc, ValidationError):
-            error = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in exc.errors())
-        else:
-            error = "max turns and timeout must be numbers"
+        error = problems(exc) if isinstance(exc, ValidationError) else "max turns and timeout must be numbers"
     if error is not None:
         cookie = request.cookies.get(SESSION_COOKIE, "")
         session = Session(user, auth.csrf_token(cookie), "")

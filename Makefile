@@ -20,8 +20,8 @@ deps: $(VENV)/.installed
 run: deps
 	$(VENV)/bin/ccr serve
 
-## Every tier: unit, API, job pipeline, dashboard (Chromium), Kubernetes (real control plane), chart
-test: deps browser-deps
+## Lint (ruff, mypy strict), then every tier: unit, API, local, job, dashboard (Chromium), Kubernetes, chart
+test: deps browser-deps lint
 	bin_dir="$$(bash $(K8S_BIN_SCRIPT) | tee /dev/stderr | tail -n1)" && CCR_K8S_BIN_DIR="$$bin_dir" $(PY) -m pytest
 
 ## The tiers that need neither a browser nor a control plane

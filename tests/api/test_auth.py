@@ -25,9 +25,7 @@ def test_every_page_redirects_to_setup_until_the_admin_exists(server: CcrServer)
 def test_fifty_concurrent_setups_create_exactly_one_admin(server: CcrServer) -> None:
     def attempt(i: int) -> int:
         with server.client() as client:
-            return client.post(
-                "/setup", json={"username": f"user{i}", "password": f"password-{i:04d}"}
-            ).status_code
+            return client.post("/setup", json={"username": f"user{i}", "password": f"password-{i:04d}"}).status_code
 
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         codes = list(pool.map(attempt, range(50)))
@@ -43,9 +41,7 @@ def test_setup_validates_and_never_truncates(server: CcrServer) -> None:
         assert short.status_code == 422 and "password" in short.text
         long = client.post("/setup", json={"username": "admin", "password": "x" * 1025})
         assert long.status_code == 422
-        form = client.post(
-            "/setup", data={"username": "admin", "password": "p" * 100}, follow_redirects=False
-        )
+        form = client.post("/setup", data={"username": "admin", "password": "p" * 100}, follow_redirects=False)
         assert form.status_code == 303 and form.headers["location"] == "/"
         cookie = form.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
@@ -86,10 +82,7 @@ def test_cookie_writes_need_same_origin_or_csrf_token(server: CcrServer) -> None
         assert cross.status_code == 403
         bare = browser.post("/task", json={"prompt": "x"})  # no Origin, no token: refused
         assert bare.status_code == 403
-        assert (
-            browser.post("/task", json={"prompt": "x"}, headers={"Sec-Fetch-Site": "same-origin"}).status_code
-            == 200
-        )
+        assert browser.post("/task", json={"prompt": "x"}, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
     assert json.loads(session.get("/tasks").text).__len__() == 1  # only the same-origin write landed
 
 
@@ -113,11 +106,7 @@ def test_tokens_are_minted_by_sessions_only_and_stored_hashed(server: CcrServer)
     with server.client() as client:
         assert client.post("/token/generate", headers=auth).status_code == 401  # a token cannot mint tokens
         status = client.get("/token", headers=auth).json()
-        assert (
-            status["exists"] is True
-            and token not in json.dumps(status)
-            and status["token"].startswith("ccr_")
-        )
+        assert status["exists"] is True and token not in json.dumps(status) and status["token"].startswith("ccr_")
         assert client.get("/token").status_code == 401
         assert client.delete("/token").status_code == 401
         assert client.get("/tasks", headers={"Authorization": "Bearer ccr_wrong"}).status_code == 401
@@ -144,17 +133,11 @@ def test_original_bcrypt_auth_json_verifies_and_is_upgraded(tmp_path) -> None:
     try:
         with srv.client() as client:
             assert client.post("/setup", json={"username": "x", "password": "password123"}).status_code == 409
-            assert (
-                client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code
-                == 200
-            )
+            assert client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code == 200
         stored = sqlite3.connect(data / "auth.db").execute("SELECT password_hash FROM admin").fetchone()[0]
         assert stored.startswith("$argon2"), "the bcrypt hash is upgraded on login"
         with srv.client() as client:
-            assert (
-                client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code
-                == 200
-            )
+            assert client.post("/login", json={"username": "olduser", "password": "old-password-1"}).status_code == 200
     finally:
         srv.stop()
 
@@ -170,9 +153,7 @@ def test_session_secret_is_honoured(tmp_path) -> None:
         with again.client(cookies={"ccr_session": cookie}) as client:
             assert client.get("/tasks").status_code == 200
         again.stop()
-        other = CcrServer(
-            tmp_path / "data", env={"SESSION_SECRET": "another-secret-of-enough-length"}
-        ).start()
+        other = CcrServer(tmp_path / "data", env={"SESSION_SECRET": "another-secret-of-enough-length"}).start()
         with other.client(cookies={"ccr_session": cookie}) as client:
             assert client.get("/tasks").status_code == 401
     finally:

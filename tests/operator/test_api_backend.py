@@ -37,8 +37,7 @@ def test_post_task_runs_through_the_operator(kube, api, ns, start_operator, tmp_
     srv.env.update({"CCR_BACKEND": "kubernetes", "CCR_NAMESPACE": ns, "KUBECONFIG": kubeconfig})
     srv.start()
     try:
-        with httpx.Client(base_url=srv.url, timeout=30,
-                          headers={"Authorization": f"Bearer {srv.token()}"}) as http:
+        with httpx.Client(base_url=srv.url, timeout=30, headers={"Authorization": f"Bearer {srv.token()}"}) as http:
             r = http.post("/task", json={"prompt": "say hello", "repo": "octo/hello"})
             assert r.status_code == 200, r.text
             task_id = r.json()["id"]
@@ -70,16 +69,25 @@ def test_post_task_runs_through_the_operator(kube, api, ns, start_operator, tmp_
             assert body["finished"]
 
             # the transcript: archived to the data dir, served from there, with the annotation set
-            wait_for("archived", lambda: get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(
-                builders.ARCHIVED_ANNOTATION) == "true", timeout=30)
+            wait_for(
+                "archived",
+                lambda: (
+                    get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(builders.ARCHIVED_ANNOTATION)
+                    == "true"
+                ),
+                timeout=30,
+            )
             archive = tmp_path / "data" / "transcripts" / ns / f"{task_id}.jsonl"
             lines = archive.read_text().splitlines()
             assert [json.loads(x) for x in lines] == [*LINES, RESULT]
             logs = http.get(f"/task/{task_id}/logs")
             assert [json.loads(x) for x in logs.text.splitlines()] == [*LINES, RESULT]
             # only now does the Job get its TTL
-            wait_for("the TTL", lambda: client.BatchV1Api(api).read_namespaced_job(job_name, ns)
-                     .spec.ttl_seconds_after_finished == 60, timeout=60)
+            wait_for(
+                "the TTL",
+                lambda: client.BatchV1Api(api).read_namespaced_job(job_name, ns).spec.ttl_seconds_after_finished == 60,
+                timeout=60,
+            )
     finally:
         srv.stop()
 
@@ -101,8 +109,7 @@ def test_transcript_survives_api_restart_and_job_removal(kube, api, ns, start_op
     auth = {"Authorization": f"Bearer {token}"}
     task_id = httpx.post(f"{srv.url}/task", json={"prompt": "p"}, headers=auth).json()["id"]
     archive = tmp_path / "data" / "transcripts" / ns / f"{task_id}.jsonl"
-    wait_for("the first line archived", lambda: archive.exists() and archive.read_text().count("\n") == 1,
-             timeout=60)
+    wait_for("the first line archived", lambda: archive.exists() and archive.read_text().count("\n") == 1, timeout=60)
     srv.kill()  # a crash mid-run: the next one must neither lose nor repeat lines
     append_log(log_file, json.dumps(LINES[1]), json.dumps(LINES[2]))
     srv = server()
@@ -111,19 +118,37 @@ def test_transcript_survives_api_restart_and_job_removal(kube, api, ns, start_op
         wait_for("all three lines", lambda: archive.read_text().count("\n") == 3, timeout=30)
         # end the run by removing its Job (as a deadline or the TTL would): the pod and its log go away
         append_log(log_file, json.dumps(RESULT))
-        client.BatchV1Api(api).delete_namespaced_job(builders.job_name_for(task_id), ns,
-                                                     propagation_policy="Background")
-        wait_for("finished", lambda: http.get(f"/task/{task_id}").json()["status"] not in ("queued", "running"),
-                 timeout=60)
-        wait_for("archived", lambda: get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(
-            builders.ARCHIVED_ANNOTATION) == "true", timeout=30)
+        client.BatchV1Api(api).delete_namespaced_job(
+            builders.job_name_for(task_id), ns, propagation_policy="Background"
+        )
+        wait_for(
+            "finished", lambda: http.get(f"/task/{task_id}").json()["status"] not in ("queued", "running"), timeout=60
+        )
+        wait_for(
+            "archived",
+            lambda: (
+                get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(builders.ARCHIVED_ANNOTATION)
+                == "true"
+            ),
+            timeout=30,
+        )
         uid = get_task(api, ns, task_id)["metadata"]["uid"]
-        wait_for("the pod gone", lambda: not client.CoreV1Api(api).list_namespaced_pod(
-            ns, label_selector=f"{builders.TASK_UID_LABEL}={uid}").items, timeout=60)
+        wait_for(
+            "the pod gone",
+            lambda: (
+                not client.CoreV1Api(api)
+                .list_namespaced_pod(ns, label_selector=f"{builders.TASK_UID_LABEL}={uid}")
+                .items
+            ),
+            timeout=60,
+        )
         lines = [json.loads(x) for x in http.get(f"/task/{task_id}/logs").text.splitlines()]
         assert lines == [*LINES, RESULT]
-        seqs = [int(e.split("\n")[0].removeprefix("id: ")) for e in http.get(f"/task/{task_id}/events").text.split(
-            "\n\n") if e.startswith("id: ")]
+        seqs = [
+            int(e.split("\n")[0].removeprefix("id: "))
+            for e in http.get(f"/task/{task_id}/events").text.split("\n\n")
+            if e.startswith("id: ")
+        ]
         assert seqs == [1, 2, 3, 4]
     finally:
         srv.stop()

@@ -46,9 +46,7 @@ def test_job_spec() -> None:
     settings = OperatorConfig(
         job_image="img:1", claude_secret="cs", github_secret="gs", cancel_grace_seconds=20, job_cpu_limit="3"
     )
-    job = builders.build_job(
-        TASK, TaskSpec(prompt="secret plan", timeout_seconds=600), settings, {"a/b": "c"}
-    )
+    job = builders.build_job(TASK, TaskSpec(prompt="secret plan", timeout_seconds=600), settings, {"a/b": "c"})
     meta = job["metadata"]
     assert meta["name"] == builders.job_name_for("fix-the-bug")
     assert meta["namespace"] == "ns1"

@@ -29,14 +29,20 @@ from tests.operator.conftest import (
 pytestmark = pytest.mark.k8s
 
 RESULT = {
-    "type": "ccr", "event": "result", "status": "Succeeded", "repo": "octo/hello", "branch": "claude/t",
-    "prUrl": "https://github.com/octo/hello/pull/7", "sessionId": "s-1",
+    "type": "ccr",
+    "event": "result",
+    "status": "Succeeded",
+    "repo": "octo/hello",
+    "branch": "claude/t",
+    "prUrl": "https://github.com/octo/hello/pull/7",
+    "sessionId": "s-1",
     "usage": {"costUsd": 0.42, "inputTokens": 100, "outputTokens": 50, "turns": 4, "durationMs": 1234},
 }
 
 
-def behave(exit_code: int = 0, message: dict[str, Any] | str | None = None, run: str = "1s",
-           start_delay: str = "0s") -> dict[str, str]:
+def behave(
+    exit_code: int = 0, message: dict[str, Any] | str | None = None, run: str = "1s", start_delay: str = "0s"
+) -> dict[str, str]:
     ann = {"ccr-test/exit-code": str(exit_code), "ccr-test/run-duration": run, "ccr-test/start-delay": start_delay}
     if message is not None:
         ann["ccr-test/termination-message"] = message if isinstance(message, str) else json.dumps(message)
@@ -44,9 +50,11 @@ def behave(exit_code: int = 0, message: dict[str, Any] | str | None = None, run:
 
 
 def jobs_of(api: client.ApiClient, ns: str) -> list[client.V1Job]:
-    return client.BatchV1Api(api).list_namespaced_job(
-        ns, label_selector=f"{builders.MANAGED_BY_LABEL}={builders.MANAGED_BY}"
-    ).items
+    return (
+        client.BatchV1Api(api)
+        .list_namespaced_job(ns, label_selector=f"{builders.MANAGED_BY_LABEL}={builders.MANAGED_BY}")
+        .items
+    )
 
 
 def pods_of(api: client.ApiClient, ns: str, uid: str) -> list[client.V1Pod]:
@@ -63,8 +71,9 @@ def wait_phase(api: client.ApiClient, ns: str, name: str, *phases: str, timeout:
 
 def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_operator) -> None:
     op = start_operator()
-    manifest = new_task("hello-yaml", repo="octo/hello", timeout_seconds=600,
-                        annotations=behave(message=RESULT, run="4s"))
+    manifest = new_task(
+        "hello-yaml", repo="octo/hello", timeout_seconds=600, annotations=behave(message=RESULT, run="4s")
+    )
     kube.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(manifest))
     task = get_task(api, ns, "hello-yaml")
     uid = task["metadata"]["uid"]
@@ -74,7 +83,12 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     # owner reference, deadline, no retries
     (owner,) = job.metadata.owner_references
     assert (owner.api_version, owner.kind, owner.name, owner.uid, owner.controller) == (
-        f"{GROUP}/{VERSION}", "ClaudeTask", "hello-yaml", uid, True)
+        f"{GROUP}/{VERSION}",
+        "ClaudeTask",
+        "hello-yaml",
+        uid,
+        True,
+    )
     assert job.spec.backoff_limit == 0
     assert job.spec.active_deadline_seconds == 600 + 1 + builders.DEADLINE_MARGIN_SECONDS
     assert job.spec.ttl_seconds_after_finished is None  # set only once the transcript is archived
@@ -88,7 +102,11 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     assert c.command == ["python3", "-m", "ccr.job"] and c.args == ["--spec", "/etc/ccr/task/spec.json"]
     sc = c.security_context
     assert (sc.run_as_user, sc.run_as_non_root, sc.allow_privilege_escalation, sc.read_only_root_filesystem) == (
-        10001, True, False, True)
+        10001,
+        True,
+        False,
+        True,
+    )
     assert sc.capabilities.drop == ["ALL"] and sc.seccomp_profile.type == "RuntimeDefault"
     assert c.termination_message_policy == "FallbackToLogsOnError"
     env = {e.name: e for e in c.env}
@@ -98,8 +116,13 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     assert env["HOME"].value == "/home/ccr" and env["CCR_WORKDIR"].value == "/workspace"
     assert all("fix it" not in (e.value or "") for e in c.env)  # the prompt is never in env
     mounts = {m.mount_path: m.name for m in c.volume_mounts}
-    assert mounts == {"/etc/ccr/task": "task", "/etc/ccr/claude": "claude", "/home/ccr": "home",
-                      "/workspace": "workspace", "/tmp": "tmp"}
+    assert mounts == {
+        "/etc/ccr/task": "task",
+        "/etc/ccr/claude": "claude",
+        "/home/ccr": "home",
+        "/workspace": "workspace",
+        "/tmp": "tmp",
+    }
     cm = client.CoreV1Api(api).read_namespaced_config_map(builders.spec_configmap_name_for("hello-yaml", uid), ns)
     assert pod_spec.volumes[0].config_map.name == cm.metadata.name
     assert json.loads(cm.data["spec.json"])["spec"]["prompt"] == "fix it"
@@ -129,21 +152,35 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
     assert not done["metadata"].get("finalizers")
     assert not client.BatchV1Api(api).read_namespaced_job(job_name, ns).metadata.finalizers
     assert not [k for k in done["metadata"].get("annotations", {}) if "kopf" in k or k.startswith("ccr.dev/")]
+
     # Events on the transitions, no kopf bookkeeping in status
     def reasons() -> set[str]:
         events = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.name=hello-yaml")
         return {e.reason for e in events.items}
 
     wait_for("the Events", lambda: {"JobCreated", "Started", "Succeeded"} <= reasons(), timeout=20)
-    assert set(st) <= {"phase", "conditions", "jobName", "podName", "repo", "branch", "prUrl", "errorType",
-                       "message", "resetTime", "startTime", "completionTime", "usage", "sessionId",
-                       "observedGeneration"}
+    assert set(st) <= {
+        "phase",
+        "conditions",
+        "jobName",
+        "podName",
+        "repo",
+        "branch",
+        "prUrl",
+        "errorType",
+        "message",
+        "resetTime",
+        "startTime",
+        "completionTime",
+        "usage",
+        "sessionId",
+        "observedGeneration",
+    }
 
 
 def test_failures_are_classified(api, ns, start_operator) -> None:
     start_operator()
-    auth = {**RESULT, "status": "Failed", "errorType": "auth_expired", "message": "Please run /login",
-            "prUrl": None}
+    auth = {**RESULT, "status": "Failed", "errorType": "auth_expired", "message": "Please run /login", "prUrl": None}
     create_task(api, ns, new_task("exit-three", annotations=behave(exit_code=3)))
     create_task(api, ns, new_task("auth", annotations=behave(exit_code=1, message=auth)))
     a = wait_phase(api, ns, "exit-three", "Succeeded", "Failed")["status"]
@@ -158,10 +195,14 @@ def test_cancel_ends_cancelled_and_removes_the_pod(api, ns, start_operator) -> N
     start_operator()
     task = create_task(api, ns, new_task("long", annotations=behave(run="1h")))
     wait_for("podName", lambda: (get_task(api, ns, "long").get("status") or {}).get("podName"), timeout=30)
-    wait_for("a running pod", lambda: [p for p in pods_of(api, ns, task["metadata"]["uid"])
-                                       if p.status.phase == "Running"], timeout=30)
+    wait_for(
+        "a running pod",
+        lambda: [p for p in pods_of(api, ns, task["metadata"]["uid"]) if p.status.phase == "Running"],
+        timeout=30,
+    )
     client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL, "long", {"spec": {"cancel": True}})
+        GROUP, VERSION, ns, PLURAL, "long", {"spec": {"cancel": True}}
+    )
     st = wait_phase(api, ns, "long", "Cancelled", "Failed", "Succeeded", timeout=60)["status"]
     assert (st["phase"], st["errorType"]) == ("Cancelled", "cancelled")
     wait_for("the pod to be gone", lambda: not pods_of(api, ns, task["metadata"]["uid"]), timeout=60)
@@ -174,8 +215,9 @@ def test_deleting_the_task_removes_job_and_pods(api, ns, start_operator) -> None
     uid = task["metadata"]["uid"]
     wait_for("a pod", lambda: pods_of(api, ns, uid), timeout=30)
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "doomed")
-    wait_for("the task to be gone", lambda: "doomed" not in {t["metadata"]["name"] for t in list_tasks(api, ns)},
-             timeout=20)
+    wait_for(
+        "the task to be gone", lambda: "doomed" not in {t["metadata"]["name"] for t in list_tasks(api, ns)}, timeout=20
+    )
     wait_for("Job and pods gone", lambda: not jobs_of(api, ns) and not pods_of(api, ns, uid), timeout=60)
 
 
@@ -187,8 +229,11 @@ def test_limit_two_with_five_tasks(api, ns, start_operator) -> None:
     peak_jobs = peak_running = 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        active = [j for j in jobs_of(api, ns) if not any(
-            c.status == "True" and c.type in ("Complete", "Failed") for c in (j.status.conditions or []))]
+        active = [
+            j
+            for j in jobs_of(api, ns)
+            if not any(c.status == "True" and c.type in ("Complete", "Failed") for c in (j.status.conditions or []))
+        ]
         phases = [(t.get("status") or {}).get("phase") for t in list_tasks(api, ns)]
         peak_jobs = max(peak_jobs, len(active))
         peak_running = max(peak_running, phases.count("Running"))
@@ -285,8 +330,9 @@ def test_evicted_pod_fails_the_task_with_a_reason(api, ns, start_operator) -> No
     start_operator()
     task = create_task(api, ns, new_task("evicted", annotations=behave(run="1h")))
     uid = task["metadata"]["uid"]
-    pods = wait_for("a running pod", lambda: [p for p in pods_of(api, ns, uid) if p.status.phase == "Running"],
-                    timeout=30)
+    pods = wait_for(
+        "a running pod", lambda: [p for p in pods_of(api, ns, uid) if p.status.phase == "Running"], timeout=30
+    )
     eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=pods[0].metadata.name, namespace=ns))
     client.CoreV1Api(api).create_namespaced_pod_eviction(pods[0].metadata.name, ns, eviction)
     st = wait_phase(api, ns, "evicted", "Failed", "Succeeded", "Cancelled", timeout=60)["status"]

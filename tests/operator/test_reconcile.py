@@ -165,6 +165,7 @@ def test_queue_order_limit_and_lanes() -> None:
     bb = task("bb", repo="o/r", branch="b", priority=5)
     ccc = task("ccc")
     dddd = task("dddd", priority=-1)
+
     def specs(*tasks: TaskView) -> list[tuple[TaskView, TaskSpec]]:
         return [(t, TaskSpec.model_validate(dict(t.spec))) for t in tasks]
 

@@ -32,19 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.doubles.fake_github import FakeGitHub  # noqa: E402
 from tests.server import ADMIN, CcrServer  # noqa: E402
 
-CHROMIUM = os.environ.get("CCR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPO = "acme/widgets"
 FAKE_CLAUDE = ROOT / "tests" / "doubles" / "fake_claude.py"
 

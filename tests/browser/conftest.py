@@ -2,47 +2,32 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from tests.doubles.fake_github import FakeGitHub
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.server import ADMIN, CcrServer
 
-REPO = "acme/widgets"
-CHROMIUM = os.environ.get("CCR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
+    if not Path(CHROMIUM).exists():  # a skip, which CI=true turns into a failure (tests/conftest.py)
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CCR_CHROMIUM)")
+    with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
 
 @pytest.fixture
-def server_env(job_env: dict[str, str], fake_github: FakeGitHub) -> dict[str, str]:
-    fake_github.add_repo(REPO, files={"README.md": "# widgets\n"})
-    env = {k: v for k, v in job_env.items() if k not in ("CCR_WORKDIR", "CCR_TERMINATION_LOG")}
-    return {**env, "CCR_CANCEL_GRACE_SECONDS": "3", "CCR_MAX_CONCURRENT": "2"}
+def server_env(local_env: dict[str, str]) -> dict[str, str]:
+    return {**local_env, "CCR_CANCEL_GRACE_SECONDS": "3", "CCR_MAX_CONCURRENT": "2"}
 
 
 @pytest.fixture

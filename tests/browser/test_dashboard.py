@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import REPO, screenshot, set_up_admin
+from tests.browser.conftest import screenshot, set_up_admin
+from tests.conftest import REPO
 from tests.server import ADMIN, CcrServer
 
 pytestmark = pytest.mark.browser

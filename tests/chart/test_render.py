@@ -297,9 +297,9 @@ def test_task_network_policy_options():
 def test_task_network_policy_selects_the_pods_the_operator_builds():
     """The policy's podSelector must match the labels builders.build_job puts on task pods, or it
     silently protects nothing."""
-    builders = pytest.importorskip("ccr.operator.builders")
     from ccr.core.model import TaskSpec
     from ccr.core.settings import OperatorSettings
+    from ccr.operator import builders
 
     task = {"metadata": {"name": "t1", "namespace": NAMESPACE, "uid": "0000-1111"}}
     job = builders.build_job(task, TaskSpec(prompt="hi"), OperatorSettings())
@@ -318,8 +318,8 @@ def test_task_network_policy_selects_the_pods_the_operator_builds():
 def test_the_job_the_operator_builds_from_chart_settings_is_restricted(
     values: Path | None, monkeypatch: pytest.MonkeyPatch
 ):
-    builders = pytest.importorskip("ccr.operator.builders")
     from ccr.core.model import TaskSpec
+    from ccr.operator import builders
 
     env = container_env(one(template(values), "Deployment", "operator"))
     settings = operator_settings_from(env, monkeypatch)

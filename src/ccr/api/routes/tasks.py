@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, status
 from fastapi.responses import Response, StreamingResponse
 
-from ccr.api.deps import CurrentUser, StoreDep, current_user
+from ccr.api.deps import StoreDep, current_user
 from ccr.api.views import TaskView, ViewCache
 from ccr.core.model import TaskSpec
 from ccr.core.store import TaskNotFound, TaskRecord, TaskStore
@@ -109,7 +109,6 @@ async def task_logs(
 async def task_events(
     task_id: str,
     store: StoreDep,
-    user: CurrentUser,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:

@@ -154,38 +154,35 @@ class Condition(_Camel):
     observed_generation: int | None = None
 
 
-class TaskStatus(_Camel):
-    phase: Phase = Phase.PENDING
-    conditions: list[Condition] = Field(default_factory=list)
-    job_name: str | None = None
-    pod_name: str | None = None
+class Outcome(_Camel):
+    """What a run found out: the job reports it (``JobResult``), the task's status keeps it (``TaskStatus``)."""
+
     repo: str | None = None
     branch: str | None = None
     pr_url: str | None = None
     error_type: ErrorType | None = None
     message: str | None = None
     reset_time: dt.datetime | None = Field(default=None, description="When capacity returns (capacity_reached).")
-    start_time: dt.datetime | None = None
-    completion_time: dt.datetime | None = None
     usage: Usage | None = None
     session_id: str | None = None
+
+
+class TaskStatus(Outcome):
+    phase: Phase = Phase.PENDING
+    conditions: list[Condition] = Field(default_factory=list)
+    job_name: str | None = None
+    pod_name: str | None = None
+    start_time: dt.datetime | None = None
+    completion_time: dt.datetime | None = None
     observed_generation: int | None = None
 
 
-class JobResult(_Camel):
+class JobResult(Outcome):
     """The pipeline's outcome: the last stdout line and the container's termination message."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     status: Phase
-    error_type: ErrorType | None = None
-    message: str | None = None
-    repo: str | None = None
-    branch: str | None = None
-    pr_url: str | None = None
-    session_id: str | None = None
-    reset_time: dt.datetime | None = None
-    usage: Usage | None = None
 
 
 class JobInput(_Camel):

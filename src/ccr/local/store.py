@@ -16,6 +16,7 @@ from ccr.core.model import (
     ConditionType,
     ErrorType,
     JobResult,
+    Outcome,
     Phase,
     TaskSpec,
     TaskStatus,
@@ -190,17 +191,8 @@ class LocalStore:
 
     async def finish(self, task_id: str, result: JobResult) -> TaskStatus:
         task = await self.get(task_id)
-        status = task.status.model_copy(
-            update={
-                "repo": result.repo or task.status.repo,
-                "branch": result.branch or task.status.branch,
-                "pr_url": result.pr_url or task.status.pr_url,
-                "session_id": result.session_id,
-                "usage": result.usage,
-                "reset_time": result.reset_time,
-            }
-        )
-        status = _finished(status, result.status, result.error_type, result.message)
+        found = {name: value for name in Outcome.model_fields if (value := getattr(result, name)) is not None}
+        status = _finished(task.status.model_copy(update=found), result.status, result.error_type, result.message)
         await self.set_status(task_id, status)
         return status
 

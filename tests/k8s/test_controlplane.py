@@ -20,7 +20,7 @@ from controlplane import (
     append_log,
 )
 from kubernetes import client
-from waiting import wait_for
+from waiting import fresh_namespace, wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -35,15 +35,7 @@ def api(kube) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def ns(kube, api) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kube.create_namespace(name)
-    wait_for(
-        "the default ServiceAccount",
-        lambda: client.CoreV1Api(api).read_namespaced_service_account("default", name),
-        timeout=30,
-    )
-    yield name
-    client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
+    yield from fresh_namespace(kube, api, "t")
 
 
 def job_manifest(

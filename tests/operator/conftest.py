@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ if _K8S not in sys.path:
 from controlplane import kube  # noqa: E402,F401  (one cluster per pytest session)
 from kubernetes import client  # noqa: E402
 from pydantic.alias_generators import to_camel  # noqa: E402
-from waiting import wait_for  # noqa: E402
+from waiting import fresh_namespace, wait_for  # noqa: E402
 
 from ccr.core.model import GROUP, PLURAL, VERSION  # noqa: E402
 from ccr.operator import rbac  # noqa: E402
@@ -58,15 +57,7 @@ def api(kube: Any) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def ns(kube: Any, api: client.ApiClient, crd: dict[str, Any]) -> Iterator[str]:
-    name = f"op-{uuid.uuid4().hex[:8]}"
-    kube.create_namespace(name)
-    wait_for(
-        "the default ServiceAccount",
-        lambda: client.CoreV1Api(api).read_namespaced_service_account("default", name),
-        timeout=30,
-    )
-    yield name
-    client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
+    yield from fresh_namespace(kube, api, "op")
 
 
 def grant(kube: Any, api: client.ApiClient, ns: str, sa: str, rules: list[dict[str, Any]]) -> str:

@@ -56,40 +56,26 @@ _STDERR_TAIL = 8192
 _POLL = 0.1
 
 
+def _print_argv(claude_bin: str) -> list[str]:
+    """What every run of ours starts with: print mode and stream-json events."""
+    return [claude_bin, "-p", "--output-format", "stream-json", "--verbose"]
+
+
+def _model(model: str | None) -> list[str]:
+    return ["--model", model] if model else []
+
+
 def worker_argv(claude_bin: str, model: str | None, max_turns: int | None) -> list[str]:
-    argv = [
-        claude_bin,
-        "-p",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--dangerously-skip-permissions",
-        "--append-system-prompt",
-        WORKER_RULES,
-    ]
-    if model:
-        argv += ["--model", model]
-    if max_turns:
-        argv += ["--max-turns", str(max_turns)]
-    return argv
+    turns = ["--max-turns", str(max_turns)] if max_turns else []
+    rules = ["--append-system-prompt", WORKER_RULES]
+    return [*_print_argv(claude_bin), "--dangerously-skip-permissions", *rules, *_model(model), *turns]
 
 
 def orchestrator_argv(claude_bin: str, model: str | None) -> list[str]:
     """A short read-only run (no permission bypass): one structured answer."""
-    argv = [
-        claude_bin,
-        "-p",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--json-schema",
-        json.dumps(REPO_SCHEMA, separators=(",", ":")),
-        "--max-turns",
-        str(ORCHESTRATOR_MAX_TURNS),
-    ]
-    if model:
-        argv += ["--model", model]
-    return argv
+    schema = json.dumps(REPO_SCHEMA, separators=(",", ":"))
+    turns = ["--max-turns", str(ORCHESTRATOR_MAX_TURNS)]
+    return [*_print_argv(claude_bin), "--json-schema", schema, *turns, *_model(model)]
 
 
 def orchestrator_prompt(task_prompt: str, candidates: Sequence[Mapping[str, Any]]) -> str:

@@ -225,7 +225,8 @@ def test_deleting_the_owner_cascades_to_job_and_pods(kube, api, ns):
 
 def test_ttl_seconds_after_finished_removes_the_job(kube, api, ns):
     batch = client.BatchV1Api(api)
-    batch.create_namespaced_job(ns, job_manifest("ttl", ttl=1, annotations={ANN_RUN_DURATION: "200ms"}))
+    # A TTL long enough to see Complete first: with 1 s a busy poller can find the Job already gone.
+    batch.create_namespaced_job(ns, job_manifest("ttl", ttl=5, annotations={ANN_RUN_DURATION: "200ms"}))
     wait_for("Job Complete", lambda: job_condition(api, ns, "ttl", "Complete"), timeout=120)
 
     def removed() -> bool:

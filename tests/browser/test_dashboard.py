@@ -176,10 +176,14 @@ def test_cancel_from_the_page(logged_in: Any, server: CcrServer) -> None:
     page.wait_for_selector("#task-status:has-text('Cancelled')", timeout=30_000)
     assert api_status(server, page, task_id)["status"] == "cancelled"
     assert "cancelled on request" in page.inner_text("#task-advice")
-    # Retry makes a new task from the same spec.
-    page.click("#task-head button:has-text('Retry')")
+    # After a cancel the first way to retry continues the same branch and PR (it asks first); the other
+    # way, "Start over", is offered beside it.
+    assert page.locator("#task-head button:has-text('Start over')").count() == 1
+    page.click("#task-head button:has-text('Continue')")
     page.wait_for_url(re.compile(r".*/tasks/[0-9a-f]+$"))
     assert not page.url.endswith(task_id)
+    meta = page.inner_text("#task-head dl")
+    assert f"Follows\n{task_id}" in meta and f"claude/{task_id}" in meta  # same thread, same branch
     page.click("#task-head button:has-text('Cancel')")
     page.wait_for_selector("#task-status:has-text('Cancelled')", timeout=30_000)
 

@@ -297,12 +297,12 @@ def test_task_network_policy_options():
 def test_task_network_policy_selects_the_pods_the_operator_builds():
     """The policy's podSelector must match the labels builders.build_job puts on task pods, or it
     silently protects nothing."""
-    from ccr.core.model import TaskSpec
+    from ccr.core.model import JobInput, TaskSpec
     from ccr.core.settings import OperatorSettings
     from ccr.operator import builders
 
     task = {"metadata": {"name": "t1", "namespace": NAMESPACE, "uid": "0000-1111"}}
-    job = builders.build_job(task, TaskSpec(prompt="hi"), OperatorSettings())
+    job = builders.build_job(task, JobInput(id="t", spec=TaskSpec(prompt="hi")), OperatorSettings())
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
     selector = _task_policy()["spec"]["podSelector"]["matchLabels"]
     assert selector.items() <= pod_labels.items()
@@ -318,13 +318,13 @@ def test_task_network_policy_selects_the_pods_the_operator_builds():
 def test_the_job_the_operator_builds_from_chart_settings_is_restricted(
     values: Path | None, monkeypatch: pytest.MonkeyPatch
 ):
-    from ccr.core.model import TaskSpec
+    from ccr.core.model import JobInput, TaskSpec
     from ccr.operator import builders
 
     env = container_env(one(template(values), "Deployment", "operator"))
     settings = operator_settings_from(env, monkeypatch)
     task = {"metadata": {"name": "t1", "namespace": NAMESPACE, "uid": "0000-1111"}}
-    job = builders.build_job(task, TaskSpec(prompt="hi"), settings)
+    job = builders.build_job(task, JobInput(id="t", spec=TaskSpec(prompt="hi")), settings)
     tpl = job["spec"]["template"]
     assert_hardened(tpl["spec"], service_account_token=False, annotations=tpl["metadata"].get("annotations"))
     assert tpl["spec"].get("serviceAccountName", "") == env["CCR_JOB_SERVICE_ACCOUNT"]

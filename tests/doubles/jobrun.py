@@ -15,8 +15,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def spec_json(task_id: str, **spec: Any) -> str:
-    return json.dumps({"id": task_id, "spec": spec})
+def spec_json(task_id: str, *, branch: str | None = None, **spec: Any) -> str:
+    """A JobInput: the task's id, its spec and (as its runner resolves it for a follow-up) its branch."""
+    job: dict[str, Any] = {"id": task_id, "spec": spec}
+    if branch is not None:
+        job["branch"] = branch
+    return json.dumps(job)
 
 
 @dataclass

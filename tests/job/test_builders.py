@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from ccr.core.events import TERMINATION_LOG_LIMIT, result_line
 from ccr.core.model import ErrorType, JobResult, Phase, Usage
 from ccr.job import prtext
 from ccr.job.claude import REPO_SCHEMA, child_env, orchestrator_argv, orchestrator_prompt, worker_argv
-from ccr.job.events import TERMINATION_LOG_LIMIT, result_line
 from ccr.job.github import graphql_url
 from ccr.job.gitops import CREDENTIAL_HELPER, Identity, clone_config, clone_url
 from ccr.job.pipeline import ambiguous_message, repos_named_in

@@ -62,4 +62,7 @@ def test_deadline_stops_a_hanging_claude_as_timeout(
     assert 60 <= elapsed < 75, elapsed
     assert outcome.result["status"] == "Failed" and outcome.result["errorType"] == "timeout"
     comments = fake_github.comments(repo, 1)
-    assert len(comments) == 1 and "timed out" in comments[0]["body"]
+    assert "timed out" in comments[0]["body"]
+    # Claude committed nothing before the deadline: the empty draft is closed, saying why (CCR_CLOSE_EMPTY_PRS)
+    assert len(comments) == 2 and "before Claude committed anything" in comments[1]["body"]
+    assert fake_github.pulls(repo)[0]["state"] == "closed"

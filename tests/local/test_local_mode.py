@@ -149,9 +149,15 @@ def test_cancel_a_running_task(local_server: CcrServer) -> None:
         assert client.post(f"/task/{task['id']}/cancel").status_code == 200
         done = wait_for(client, task["id"], {"cancelled", "failed", "completed"}, timeout=40)
         assert done["status"] == "cancelled" and done["errorType"] == "cancelled", done
-        retry = client.post(f"/task/{task['id']}/retry").json()
-        assert retry["id"] != task["id"] and retry["prompt"] == task["prompt"]
-        client.post(f"/task/{retry['id']}/cancel")
+        # After a cancel, a retry continues the same branch and PR by default; "fresh" starts a new branch.
+        again = client.post(f"/task/{task['id']}/retry").json()
+        assert again["follow_up_of"] == task["id"] and again["branch"] == done["branch"]
+        assert again["prompt"].endswith(task["prompt"]) and again["id"] != task["id"]
+        fresh = client.post(f"/task/{task['id']}/retry", json={"mode": "fresh"}).json()
+        assert fresh["prompt"] == task["prompt"] and fresh["follow_up_of"] is None
+        assert fresh["branch"] == f"claude/{fresh['id']}"
+        for retried in (again, fresh):
+            client.post(f"/task/{retried['id']}/cancel")
 
 
 def test_killing_the_server_loses_no_task_and_no_line(tmp_path: Path, local_env: dict[str, str]) -> None:

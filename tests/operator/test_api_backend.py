@@ -12,6 +12,7 @@ import pytest
 from controlplane import append_log
 from kubernetes import client
 
+from ccr.core import constants
 from ccr.operator import builders, rbac
 from tests.operator.conftest import API_SA, get_task, grant, wait_for
 from tests.operator.test_operator import RESULT, behave
@@ -72,7 +73,7 @@ def test_post_task_runs_through_the_operator(kube, api, ns, start_operator, tmp_
             wait_for(
                 "archived",
                 lambda: (
-                    get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(builders.ARCHIVED_ANNOTATION)
+                    get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(constants.ARCHIVED_ANNOTATION)
                     == "true"
                 ),
                 timeout=30,
@@ -127,7 +128,7 @@ def test_transcript_survives_api_restart_and_job_removal(kube, api, ns, start_op
         wait_for(
             "archived",
             lambda: (
-                get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(builders.ARCHIVED_ANNOTATION)
+                get_task(api, ns, task_id)["metadata"].get("annotations", {}).get(constants.ARCHIVED_ANNOTATION)
                 == "true"
             ),
             timeout=30,
@@ -137,7 +138,7 @@ def test_transcript_survives_api_restart_and_job_removal(kube, api, ns, start_op
             "the pod gone",
             lambda: (
                 not client.CoreV1Api(api)
-                .list_namespaced_pod(ns, label_selector=f"{builders.TASK_UID_LABEL}={uid}")
+                .list_namespaced_pod(ns, label_selector=f"{constants.TASK_UID_LABEL}={uid}")
                 .items
             ),
             timeout=60,

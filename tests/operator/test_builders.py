@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from ccr.core.model import TaskSpec
+from ccr.core import constants
+from ccr.core.model import JobInput, TaskSpec
 from ccr.operator import builders
 from ccr.operator.config import OperatorConfig
 
@@ -33,20 +34,21 @@ def test_job_names_are_unique_when_readable_parts_collide() -> None:
 
 
 def test_spec_configmap_carries_the_task_as_a_file() -> None:
-    spec = TaskSpec(prompt="do it", repo="o/r")
-    cm = builders.build_spec_configmap(TASK, spec)
+    job = JobInput(id="fix-the-bug", spec=TaskSpec(prompt="do it", repo="o/r"), branch="claude/first")
+    cm = builders.build_spec_configmap(TASK, job)
     assert cm["metadata"]["name"] == builders.job_name_for("fix-the-bug") + "-0000-111"
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "0000-1111"
     assert cm["immutable"] is True
     payload = json.loads(cm["data"]["spec.json"])
-    assert payload == {"id": "fix-the-bug", "spec": spec.dump()}
+    assert payload == {"id": "fix-the-bug", "spec": job.spec.dump(), "branch": "claude/first"}
 
 
 def test_job_spec() -> None:
     settings = OperatorConfig(
         job_image="img:1", claude_secret="cs", github_secret="gs", cancel_grace_seconds=20, job_cpu_limit="3"
     )
-    job = builders.build_job(TASK, TaskSpec(prompt="secret plan", timeout_seconds=600), settings, {"a/b": "c"})
+    task = JobInput(id="fix-the-bug", spec=TaskSpec(prompt="secret plan", timeout_seconds=600))
+    job = builders.build_job(TASK, task, settings, {"a/b": "c"})
     meta = job["metadata"]
     assert meta["name"] == builders.job_name_for("fix-the-bug")
     assert meta["namespace"] == "ns1"
@@ -65,7 +67,7 @@ def test_job_spec() -> None:
     assert spec["activeDeadlineSeconds"] == 600 + 20 + builders.DEADLINE_MARGIN_SECONDS
     assert "ttlSecondsAfterFinished" not in spec
     tmpl = spec["template"]
-    assert tmpl["metadata"]["labels"][builders.TASK_UID_LABEL] == "0000-1111"
+    assert tmpl["metadata"]["labels"][constants.TASK_UID_LABEL] == "0000-1111"
     assert tmpl["metadata"]["annotations"]["a/b"] == "c"
     pod = tmpl["spec"]
     assert pod["restartPolicy"] == "Never"

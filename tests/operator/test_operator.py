@@ -14,6 +14,7 @@ import pytest
 import yaml
 from kubernetes import client, watch
 
+from ccr.core import constants
 from ccr.core.model import GROUP, PLURAL, VERSION
 from ccr.operator import builders, rbac
 from tests.operator.conftest import (
@@ -52,13 +53,13 @@ def behave(
 def jobs_of(api: client.ApiClient, ns: str) -> list[client.V1Job]:
     return (
         client.BatchV1Api(api)
-        .list_namespaced_job(ns, label_selector=f"{builders.MANAGED_BY_LABEL}={builders.MANAGED_BY}")
+        .list_namespaced_job(ns, label_selector=f"{constants.MANAGED_BY_LABEL}={constants.MANAGED_BY}")
         .items
     )
 
 
 def pods_of(api: client.ApiClient, ns: str, uid: str) -> list[client.V1Pod]:
-    return client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"{builders.TASK_UID_LABEL}={uid}").items
+    return client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"{constants.TASK_UID_LABEL}={uid}").items
 
 
 def wait_phase(api: client.ApiClient, ns: str, name: str, *phases: str, timeout: float = 60) -> dict[str, Any]:
@@ -158,9 +159,12 @@ def test_yaml_task_gets_the_expected_job_runs_and_succeeds(kube, api, ns, start_
         events = client.CoreV1Api(api).list_namespaced_event(ns, field_selector="involvedObject.name=hello-yaml")
         return {e.reason for e in events.items}
 
-    wait_for("the Events", lambda: {"JobCreated", "Started", "Succeeded"} <= reasons(), timeout=20)
+    wait_for("the Events", lambda: {"Starting", "Running", "Succeeded"} <= reasons(), timeout=20)
     assert set(st) <= {
         "phase",
+        "reason",
+        "changes",
+        "authTarget",
         "conditions",
         "jobName",
         "podName",
@@ -280,7 +284,7 @@ def test_fifty_tasks_survive_two_operator_kills(api, ns, start_operator) -> None
     stop.set()
     # Exactly one Job per task: one Job name each, created once.
     jobs = jobs_of(api, ns)
-    by_task = Counter(j.metadata.annotations[builders.TASK_NAME_ANNOTATION] for j in jobs)
+    by_task = Counter(j.metadata.annotations[constants.TASK_NAME_ANNOTATION] for j in jobs)
     assert by_task == Counter(dict.fromkeys(names, 1))
     assert all(n == 1 for n in created.values()), created
     assert op.starts == 4

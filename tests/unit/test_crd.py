@@ -23,7 +23,7 @@ def test_crd_names_and_columns() -> None:
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) == 0]
-    assert columns == ["Phase", "Repo", "PR", "Age"]
+    assert columns == ["Phase", "Reason", "Repo", "PR", "Age"]
 
 
 def test_schema_is_structural_and_bounded() -> None:

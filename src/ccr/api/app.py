@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 
 from ccr import __version__
+from ccr.api import errors
 from ccr.api.auth import AuthStore
 from ccr.api.routes import auth, health, tasks, tokens
 from ccr.core.settings import Backend, Settings, get_settings
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, store: TaskStore | None = None)
     app.include_router(auth.router)
     app.include_router(tokens.router)
     app.include_router(tasks.router)
+    errors.install(app)
     with contextlib.suppress(ImportError):
         from ccr.dashboard import mount
 

@@ -1,4 +1,8 @@
-"""The JSON the REST API answers with: the original runner's field names, plus ours beside them."""
+"""The JSON the REST API answers with: the original runner's field names, plus ours beside them.
+
+One serializer for one task and for the list (``ViewCache``): nested objects (``usage``, ``changes``) are
+camelCase everywhere, as the OpenAPI schema says.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ccr.core.model import ErrorType, Phase, Usage
+from ccr.core.lifecycle import START_PROBLEMS
+from ccr.core.model import AuthTarget, Changes, ErrorType, Phase, Usage
 from ccr.core.store import TaskRecord
+
+# The original runner's status words (and the phase names) a list can be filtered by.
+_STATUS_WORDS: dict[str, frozenset[Phase]] = {
+    **{phase.api_status: frozenset(p for p in Phase if p.api_status == phase.api_status) for phase in Phase},
+    **{phase.value.lower(): frozenset({phase}) for phase in Phase},
+}
+
+
+def parse_statuses(value: str | None) -> frozenset[Phase]:
+    """``"failed,cancelled"`` -> those phases; ValueError names what is unknown."""
+    if not value:
+        return frozenset()
+    words = [w.strip().lower() for w in value.split(",") if w.strip()]
+    unknown = [w for w in words if w not in _STATUS_WORDS]
+    if unknown:
+        raise ValueError(f"unknown status {unknown[0][:40]!r}; use any of {', '.join(sorted(_STATUS_WORDS))}")
+    return frozenset().union(*(_STATUS_WORDS[w] for w in words))
 
 
 class TaskView(BaseModel):
@@ -20,27 +42,34 @@ class TaskView(BaseModel):
     started: str | None
     finished: str | None
     pr_url: str | None
-    error: str | None
+    error: str | None  # why it failed, or why it cannot start
     errorType: ErrorType | None
+    authTarget: AuthTarget | None  # auth_expired: github or claude
     startedAt: str | None  # the names the original's integrations read (clawdbot SKILL.md)
     completedAt: str | None
     # Ours.
     phase: Phase
+    reason: str | None  # one CamelCase word: why it is in its phase (WaitingForTask, ImagePullBackOff, ...)
+    message: str | None  # the sentence behind the reason
     created: str
     repo: str | None
     branch: str | None
+    base_branch: str | None
     model: str | None
     priority: int
     cancel_requested: bool
     session_id: str | None
     reset_time: str | None
     usage: Usage | None
+    changes: Changes | None
     follow_up_of: str | None
 
     @classmethod
     def of(cls, task: TaskRecord) -> TaskView:
         s = task.status
-        failed = s.phase in (Phase.FAILED, Phase.CANCELLED)
+        problem = s.phase in (Phase.FAILED, Phase.CANCELLED) or (
+            s.phase is Phase.PENDING and s.reason in START_PROBLEMS
+        )
         return cls(
             id=task.id,
             status=s.phase.api_status,
@@ -48,22 +77,30 @@ class TaskView(BaseModel):
             started=_iso(s.start_time),
             finished=_iso(s.completion_time),
             pr_url=s.pr_url,
-            error=s.message if failed else None,
+            error=s.message if problem else None,
             errorType=s.error_type,
+            authTarget=s.auth_target,
             startedAt=_iso(s.start_time),
             completedAt=_iso(s.completion_time),
             phase=s.phase,
+            reason=s.reason,
+            message=s.message,
             created=task.created.isoformat(),
             repo=s.repo or task.spec.repo,
             branch=s.branch,
+            base_branch=task.spec.base_branch,
             model=task.spec.model,
             priority=task.spec.priority,
             cancel_requested=task.spec.cancel,
             session_id=s.session_id,
             reset_time=_iso(s.reset_time),
             usage=s.usage,
+            changes=s.changes,
             follow_up_of=task.spec.follow_up_of,
         )
+
+    def json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
 
 
 def _iso(value: Any) -> str | None:
@@ -83,7 +120,7 @@ class ViewCache:
         hit = self._cache.get(task.id)
         if hit is not None and task.revision and hit[0] == task.revision:
             return hit[1]
-        data = TaskView.of(task).model_dump_json().encode()
+        data = TaskView.of(task).json_bytes()
         self._cache[task.id] = (task.revision, data)
         return data
 

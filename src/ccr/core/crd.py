@@ -69,7 +69,7 @@ def build_crd() -> dict[str, Any]:
                 "kind": model.KIND,
                 "plural": model.PLURAL,
                 "singular": model.SINGULAR,
-                "shortNames": model.SHORT_NAMES,
+                "shortNames": list(model.SHORT_NAMES),
                 "listKind": f"{model.KIND}List",
                 "categories": ["ccr"],
             },
@@ -81,10 +81,12 @@ def build_crd() -> dict[str, Any]:
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
                         {"name": "Repo", "type": "string", "jsonPath": ".status.repo"},
                         {"name": "PR", "type": "string", "jsonPath": ".status.prUrl"},
-                        {"name": "Error", "type": "string", "jsonPath": ".status.errorType", "priority": 1},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                        {"name": "Error", "type": "string", "jsonPath": ".status.errorType", "priority": 1},
+                        {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
                     ],
                     "schema": {
                         "openAPIV3Schema": {

@@ -10,6 +10,11 @@ import datetime as dt
 import json
 from typing import Any
 
+from ccr.core.model import JobResult
+
+# Kubernetes keeps at most 4096 bytes of a termination message.
+TERMINATION_LOG_LIMIT = 4096
+
 
 def ccr_event(event: str, **fields: Any) -> dict[str, Any]:
     ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
@@ -32,3 +37,24 @@ def parse_line(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def result_line(result: JobResult, limit: int | None = None) -> str:
+    """The result event as one JSON line (no newline); with ``limit``, shortened to fit that many bytes,
+    dropping the message's tail first."""
+    payload: dict[str, Any] = {"type": "ccr", "event": "result", **result.dump()}
+    line = dumps(payload)
+    if limit is None or len(line.encode()) < limit:
+        return line
+    message = str(payload.get("message") or "")
+    while message and len(line.encode()) >= limit:
+        overflow = len(line.encode()) - limit + 1
+        message = message[: max(len(message) - overflow - 1, 0)]
+        payload["message"] = message + "…"
+        line = dumps(payload)
+    for key in ("usage", "sessionId", "message"):
+        if len(line.encode()) < limit:
+            break
+        payload.pop(key, None)
+        line = dumps(payload)
+    return line

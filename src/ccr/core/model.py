@@ -11,22 +11,19 @@ import datetime as dt
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
-GROUP = "ccr.dev"
-VERSION = "v1alpha1"
-KIND = "ClaudeTask"
-PLURAL = "claudetasks"
-SINGULAR = "claudetask"
-SHORT_NAMES = ["ct"]
-API_VERSION = f"{GROUP}/{VERSION}"
+from ccr.core.constants import API_VERSION, BRANCH_PREFIX, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "SHORT_NAMES", "SINGULAR", "VERSION"]
 
 # A prompt is plain words, but a generous amount of them: design docs pasted in whole are common.
 PROMPT_MAX_BYTES = 256 * 1024
 PROMPT_MAX_CHARS = PROMPT_MAX_BYTES  # the schema bounds characters; ``TaskSpec`` also bounds UTF-8 bytes
-TIMEOUT_DEFAULT_SECONDS = 3600
+TIMEOUT_DEFAULT_SECONDS = 3600  # when neither the task nor the server sets one
 TIMEOUT_MAX_SECONDS = 24 * 3600
+START_TIMEOUT_DEFAULT_SECONDS = 600  # a pod that has not started by then ends Failed/start_failed
 MAX_TURNS_MAX = 10_000
 REPO_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
 BRANCH_PATTERN = r"^[A-Za-z0-9._/-]{1,200}$"
@@ -71,6 +68,20 @@ class ErrorType(enum.StrEnum):
     EXIT_CODE = "exit_code"
     CANCELLED = "cancelled"
     INVALID = "invalid"
+    PUSH_FAILED = "push_failed"  # the run's work could not be pushed: it is not on the branch
+    START_FAILED = "start_failed"  # the job never started (image pull, scheduling, a failed launch)
+
+    @property
+    def reason(self) -> str:
+        """The CamelCase word for ``status.reason`` and conditions: ``auth_expired`` -> ``AuthExpired``."""
+        return "".join(word.capitalize() for word in self.value.split("_"))
+
+
+class AuthTarget(enum.StrEnum):
+    """Which credential was refused (``auth_expired``): the fix differs."""
+
+    GITHUB = "github"
+    CLAUDE = "claude"
 
 
 class ConditionType(enum.StrEnum):
@@ -88,6 +99,22 @@ class _Camel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def check_prompt(value: str) -> str:
+    """What every prompt meets (a task's, a follow-up's): not blank, no NUL, valid text, at most 256 KiB."""
+    if not value.strip():
+        raise ValueError("prompt must not be blank")
+    if "\x00" in value:
+        raise ValueError("prompt must not contain a NUL character")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise ValueError("prompt must be valid Unicode text (it holds a lone surrogate)") from None
+    if size > PROMPT_MAX_BYTES:
+        raise ValueError(f"prompt is larger than {PROMPT_MAX_BYTES} bytes")
+    return value
+
+
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=PROMPT_MAX_CHARS), AfterValidator(check_prompt)]
 Repo = Annotated[str, StringConstraints(pattern=REPO_PATTERN)]
 Branch = Annotated[str, StringConstraints(pattern=BRANCH_PATTERN)]
 TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN, max_length=253)]
@@ -96,9 +123,7 @@ TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN, max_length=25
 class TaskSpec(_Camel):
     """What the user asks for. Never holds a credential: those come from the runner's own configuration."""
 
-    prompt: Annotated[str, StringConstraints(min_length=1, max_length=PROMPT_MAX_CHARS)] = Field(
-        description="The task in plain words.",
-    )
+    prompt: Prompt = Field(description="The task in plain words.")
     repo: Repo | None = Field(
         default=None,
         description="GitHub repository as owner/name; when absent Claude picks it from the prompt.",
@@ -108,11 +133,18 @@ class TaskSpec(_Camel):
         default=None, description="Claude model alias or name, e.g. sonnet, opus."
     )
     max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_MAX, description="Upper bound on agent turns.")
-    timeout_seconds: int = Field(
-        default=TIMEOUT_DEFAULT_SECONDS,
+    timeout_seconds: int | None = Field(
+        default=None,
         ge=60,
         le=TIMEOUT_MAX_SECONDS,
-        description="Deadline for the whole run.",
+        description="Deadline for the whole run; the server's default (CCR_DEFAULT_TIMEOUT_SECONDS) if unset.",
+    )
+    start_timeout_seconds: int | None = Field(
+        default=None,
+        ge=10,
+        le=TIMEOUT_MAX_SECONDS,
+        description=f"A job that has not started by then ends Failed/start_failed; default "
+        f"{START_TIMEOUT_DEFAULT_SECONDS}.",
     )
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first among queued tasks.")
     cancel: bool = Field(default=False, description="Set to true to cancel the task.")
@@ -120,19 +152,6 @@ class TaskSpec(_Camel):
         default=None,
         description="Id of an earlier task whose branch and pull request this task continues.",
     )
-    branch: Branch | None = Field(
-        default=None,
-        description="Work on this existing branch (set for follow-ups); default claude/<task-id>.",
-    )
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_bytes(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must not be blank")
-        if len(value.encode()) > PROMPT_MAX_BYTES:
-            raise ValueError(f"prompt is larger than {PROMPT_MAX_BYTES} bytes")
-        return value
 
 
 class Usage(_Camel):
@@ -143,6 +162,23 @@ class Usage(_Camel):
     cache_creation_tokens: int | None = None
     turns: int | None = None
     duration_ms: int | None = None
+
+
+class Changes(_Camel):
+    """What one run changed on its branch: the commits it added and their diff stat."""
+
+    commits: int = 0
+    files_changed: int = 0
+    additions: int = 0
+    deletions: int = 0
+
+    def summary(self) -> str:
+        """``2 commits, 3 files (+10 -4)``; a run that changed nothing says so."""
+        if self.commits == 0 and self.files_changed == 0:
+            return "no commits"
+        commits = f"{self.commits} commit{'s' * (self.commits != 1)}"
+        files = f"{self.files_changed} file{'s' * (self.files_changed != 1)}"
+        return f"{commits}, {files} (+{self.additions} -{self.deletions})"
 
 
 class Condition(_Camel):
@@ -161,14 +197,17 @@ class Outcome(_Camel):
     branch: str | None = None
     pr_url: str | None = None
     error_type: ErrorType | None = None
+    auth_target: AuthTarget | None = Field(default=None, description="Which credential was refused (auth_expired).")
     message: str | None = None
     reset_time: dt.datetime | None = Field(default=None, description="When capacity returns (capacity_reached).")
     usage: Usage | None = None
+    changes: Changes | None = None
     session_id: str | None = None
 
 
 class TaskStatus(Outcome):
     phase: Phase = Phase.PENDING
+    reason: str | None = Field(default=None, description="Why the task is in its phase, one CamelCase word.")
     conditions: list[Condition] = Field(default_factory=list)
     job_name: str | None = None
     pod_name: str | None = None
@@ -186,10 +225,11 @@ class JobResult(Outcome):
 
 
 class JobInput(_Camel):
-    """What the job pipeline reads from ``--spec FILE`` or stdin."""
+    """What the job pipeline reads from ``--spec FILE`` or stdin: the task as its runner resolved it."""
 
     id: TaskId
     spec: TaskSpec
+    branch: Branch | None = Field(default=None, description="The task's branch; claude/<id> if unset.")
 
 
 def problems(exc: ValidationError, limit: int = 5) -> str:
@@ -198,50 +238,8 @@ def problems(exc: ValidationError, limit: int = 5) -> str:
 
 
 def branch_for(task_id: str) -> str:
-    return f"claude/{task_id}"
+    return f"{BRANCH_PREFIX}{task_id}"
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def set_condition(
-    conditions: list[Condition],
-    type_: str,
-    status: bool | None,
-    reason: str,
-    message: str = "",
-    generation: int | None = None,
-) -> list[Condition]:
-    """Return ``conditions`` with ``type_`` set; lastTransitionTime moves only when the status changes."""
-    word = "Unknown" if status is None else ("True" if status else "False")
-    out: list[Condition] = []
-    found = False
-    for c in conditions:
-        if c.type != type_:
-            out.append(c)
-            continue
-        found = True
-        changed = c.status != word
-        out.append(
-            Condition(
-                type=type_,
-                status=word,
-                reason=reason,
-                message=message,
-                last_transition_time=now() if changed else c.last_transition_time,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type_,
-                status=word,
-                reason=reason,
-                message=message,
-                last_transition_time=now(),
-                observed_generation=generation,
-            )
-        )
-    return out

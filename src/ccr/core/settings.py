@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ccr.core.model import START_TIMEOUT_DEFAULT_SECONDS, TIMEOUT_DEFAULT_SECONDS, TIMEOUT_MAX_SECONDS
+
 # Values that mean "the user copied the example and did not change it".
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "replace-me", "xxx"}
 
@@ -22,12 +24,11 @@ class Backend(enum.StrEnum):
     KUBERNETES = "kubernetes"
 
 
-class GitHubSettings(BaseSettings):
-    """What both the job pipeline and the API need to reach GitHub."""
+class GitHubEndpoints(BaseSettings):
+    """Where GitHub is, under the names every component (and GitHub's own tooling) uses."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    github_token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
     github_api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
     github_server_url: str = Field(default="https://github.com", validation_alias="GITHUB_SERVER_URL")
 
@@ -35,6 +36,12 @@ class GitHubSettings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+class GitHubSettings(GitHubEndpoints):
+    """What both the job pipeline and the API need to reach GitHub: the endpoints and the token."""
+
+    github_token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
 
 
 class AgentSettings(GitHubSettings):
@@ -46,7 +53,28 @@ class AgentSettings(GitHubSettings):
     cancel_grace_seconds: float = Field(default=20.0, ge=0, le=600, validation_alias="CCR_CANCEL_GRACE_SECONDS")
 
 
-class Settings(AgentSettings):
+class RunnerSettings(BaseSettings):
+    """What both runners of tasks (the local executor and the operator) apply to every task."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    default_timeout_seconds: int = Field(
+        default=TIMEOUT_DEFAULT_SECONDS,
+        ge=60,
+        le=TIMEOUT_MAX_SECONDS,
+        validation_alias="CCR_DEFAULT_TIMEOUT_SECONDS",
+        description="The deadline of a task whose spec sets no timeoutSeconds.",
+    )
+    start_timeout_seconds: int = Field(
+        default=START_TIMEOUT_DEFAULT_SECONDS,
+        ge=10,
+        le=TIMEOUT_MAX_SECONDS,
+        validation_alias="CCR_START_TIMEOUT_SECONDS",
+        description="A job that has not started by then ends Failed/start_failed (unless its spec says otherwise).",
+    )
+
+
+class Settings(AgentSettings, RunnerSettings):
     """Settings of `ccr serve` (API, dashboard and, in local mode, the executor)."""
 
     port: int = Field(default=7334, ge=1, le=65535, validation_alias="PORT")
@@ -87,8 +115,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-class OperatorSettings(BaseSettings):
-    """Settings of the operator (``ccr operator``); the Helm chart sets every one of them."""
+class OperatorSettings(GitHubEndpoints, RunnerSettings):
+    """Settings of the operator (``ccr operator``); the Helm chart sets every one of them. The GitHub URLs
+    have the names every component uses (``GITHUB_API_URL``, ``GITHUB_SERVER_URL``)."""
 
     model_config = SettingsConfigDict(env_prefix="CCR_", extra="ignore")
 
@@ -99,10 +128,7 @@ class OperatorSettings(BaseSettings):
         default="ccr-claude", description="Secret with CLAUDE_CODE_OAUTH_TOKEN or credentials.json."
     )
     github_secret: str = Field(default="ccr-github", description="Secret with GITHUB_TOKEN.")
-    github_api_url: str = "https://api.github.com"
-    github_server_url: str = "https://github.com"
     max_concurrent: int = Field(default=2, ge=1, le=1000)
-    default_timeout_seconds: int = Field(default=3600, ge=60)
     cancel_grace_seconds: int = Field(default=20, ge=0, le=600)
     job_ttl_seconds: int = Field(default=3600, ge=60, description="Kept at least until the transcript is archived.")
     job_cpu_request: str = "250m"
@@ -111,3 +137,4 @@ class OperatorSettings(BaseSettings):
     job_memory_limit: str = "4Gi"
     job_service_account: str = Field(default="", description="ServiceAccount of task pods; its token is never mounted.")
     mark_ready_on_success: bool = False
+    close_empty_prs: bool = Field(default=True, description="Passed to the job as CCR_CLOSE_EMPTY_PRS.")

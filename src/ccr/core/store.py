@@ -10,22 +10,65 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from pydantic import BaseModel
 
 from ccr.core.model import Phase, TaskSpec, TaskStatus
 
+LIST_CAP = 10_000  # GET /tasks without paging parameters answers at most this many (the original's shape)
+PAGE_DEFAULT = 50  # a page when the client pages (limit or before given) but names no limit
+
 
 class TaskRecord(BaseModel):
     id: str
     spec: TaskSpec
     status: TaskStatus
-    created: dt.datetime
+    created: dt.datetime  # sub-second where the backend knows it: the queue's order among equal priorities
     generation: int = 1
     revision: str = ""  # changes whenever anything in the record changes (resourceVersion in Kubernetes)
+
+
+class BadQuery(ValueError):
+    """A list query that cannot be answered (an unknown cursor)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskQuery:
+    """Filters and a cursor for the task list; every field optional."""
+
+    statuses: frozenset[Phase] = frozenset()  # any of these phases
+    repo: str | None = None  # owner/name, case-insensitive
+    text: str | None = None  # a substring of the prompt, case-insensitive
+    before: str | None = None  # the id of the last task of the previous page
+    limit: int = LIST_CAP
+
+    def matches(self, task: TaskRecord) -> bool:
+        if self.statuses and task.status.phase not in self.statuses:
+            return False
+        if self.repo and (task.status.repo or task.spec.repo or "").lower() != self.repo.lower():
+            return False
+        return not self.text or self.text.lower() in task.spec.prompt.lower()
+
+
+def page(newest_first: Sequence[TaskRecord], query: TaskQuery) -> tuple[list[TaskRecord], bool]:
+    """The tasks of one page (newest first) and whether more follow. Raises BadQuery for an unknown cursor."""
+    start = 0
+    if query.before is not None:
+        index = next((i for i, t in enumerate(newest_first) if t.id == query.before), None)
+        if index is None:
+            raise BadQuery(f"unknown cursor: no task {query.before!r} (it may have been deleted)")
+        start = index + 1
+    found: list[TaskRecord] = []
+    for task in newest_first[start:]:
+        if query.matches(task):
+            if len(found) == query.limit:
+                return found, True
+            found.append(task)
+    return found, False
 
 
 class TranscriptLine(BaseModel):
@@ -44,18 +87,20 @@ class TaskStore(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def create(self, task_id: str, spec: TaskSpec) -> TaskRecord: ...
+    async def create(self, task_id: str, spec: TaskSpec) -> TaskRecord:
+        """Store a new task (its spec already checked by ``ccr.core.services``)."""
+        ...
 
     async def get(self, task_id: str) -> TaskRecord:
         """Raises TaskNotFound."""
         ...
 
-    async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
-        """Newest first."""
+    async def list(self) -> builtins.list[TaskRecord]:
+        """Every task, newest first (both stores hold them in memory: filtering is ``page``'s)."""
         ...
 
     async def cancel(self, task_id: str) -> TaskRecord:
-        """Ask for cancellation (idempotent; a finished task is returned unchanged)."""
+        """Ask for cancellation (idempotent; a finished task is returned unchanged). Raises TaskNotFound."""
         ...
 
     async def counts(self) -> dict[Phase, int]: ...

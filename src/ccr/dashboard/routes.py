@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,10 +24,12 @@ from pydantic import ValidationError
 
 from ccr.api.auth import DEFAULT_TOKEN_NAME, PASSWORD_MIN
 from ccr.api.deps import SESSION_COOKIE, AuthDep, SessionUser, StoreDep
-from ccr.api.routes.tasks import cancel_task, retry_task, submit
 from ccr.api.views import TaskView
-from ccr.core.model import ErrorType, Phase, TaskSpec, problems
-from ccr.core.store import TaskNotFound, TaskStore
+from ccr.core import services
+from ccr.core.advice import ADVICE, AUTH_ADVICE
+from ccr.core.advice import advice as advice_text
+from ccr.core.model import Phase, TaskSpec, problems
+from ccr.core.store import TaskNotFound, TaskRecord, TaskStore
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -137,33 +139,42 @@ def cost(task: TaskView) -> str:
     return f"${task.usage.cost_usd:.2f}"
 
 
-# What each error type means and what to do: shown in the task's header and in the transcript's result card.
-ADVICE: dict[str, str] = {
-    ErrorType.AUTH_EXPIRED: "Claude's login expired or was revoked. On a machine where you are logged in to Claude, "
-    "run `claude setup-token`, put the new token in the Secret (cluster mode) or in CLAUDE_CODE_OAUTH_TOKEN "
-    "(local mode), and retry the task.",
-    ErrorType.CAPACITY_REACHED: "The Claude plan's usage limit was reached. Retry after it resets{reset}; "
-    "the work so far is on the branch.",
-    ErrorType.TIMEOUT: "The task ran past its timeout and was stopped. The work so far was pushed to the branch: "
-    "retry with a longer timeout, or split the task.",
-    ErrorType.EXIT_CODE: "Claude or the job pipeline stopped with an error (see the last lines of the transcript). "
-    "If it looks transient, retry; if Claude ran out of turns, retry with a larger max turns.",
-    ErrorType.CANCELLED: "The task was cancelled on request. Anything already pushed stays on the branch.",
-    ErrorType.INVALID: "The task could not start: check the repository name (owner/name), that the GitHub token "
-    "can reach it, and the prompt.",
-}
-
-
 def advice(task: TaskView) -> str:
-    if task.errorType is None:
-        return ""
-    reset = f" (at {task.reset_time[:16].replace('T', ' ')} UTC)" if task.reset_time else ""
-    return ADVICE.get(task.errorType, "").replace("{reset}", reset)
+    """What the task's failure means and what to do (``ccr.core.advice``)."""
+    reset = dt.datetime.fromisoformat(task.reset_time) if task.reset_time else None
+    return advice_text(task.errorType, task.authTarget, reset)
 
+
+def changes(task: TaskView) -> str:
+    return task.changes.summary() if task.changes is not None else ""
+
+
+# The transcript's result card reads the same advice, embedded in the page as JSON data.
+ADVICE_DATA = {"errors": {k.value: v for k, v in ADVICE.items()}, "auth": {k.value: v for k, v in AUTH_ADVICE.items()}}
 
 templates.env.filters["safe_url"] = safe_url
 templates.env.filters["excerpt"] = excerpt
-templates.env.globals.update(duration=duration, cost=cost, advice=advice, ADVICE=ADVICE, Phase=Phase)
+templates.env.globals.update(
+    duration=duration,
+    cost=cost,
+    advice=advice,
+    changes=changes,
+    retry_mode=lambda task: services.default_retry_mode_of(task.errorType),
+    ADVICE=ADVICE_DATA,
+    Phase=Phase,
+)
+
+
+async def _call(operation: Awaitable[TaskRecord]) -> TaskRecord:
+    """A task service from a form: its domain errors as the HTTP errors the error page renders."""
+    try:
+        return await operation
+    except TaskNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such task") from None
+    except services.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except services.Invalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 async def _version(store: TaskStore) -> int:
@@ -173,7 +184,7 @@ async def _version(store: TaskStore) -> int:
 
 async def _list_context(store: TaskStore) -> dict[str, Any]:
     counts = await store.counts()
-    tasks = [TaskView.of(t) for t in await store.list(200)]
+    tasks = [TaskView.of(t) for t in (await store.list())[:200]]
     return {
         "tasks": tasks,
         "counts": {
@@ -285,19 +296,21 @@ async def submit_form(
         context = await _list_context(store)
         context.update(session=session, version=await _version(store), form=form, error=error)
         return _render(request, "tasks.html", context, status.HTTP_422_UNPROCESSABLE_CONTENT)
-    task = await submit(store, spec)
+    task = await _call(services.submit(store, spec))
     return _see_other(f"/tasks/{task.id}")
 
 
 @router.post("/tasks/{task_id}/cancel")
 async def cancel_form(task_id: str, user: SessionUser, store: StoreDep) -> Response:
-    await cancel_task(task_id, store)
+    await _call(services.cancel(store, task_id))
     return _see_other(f"/tasks/{task_id}")
 
 
 @router.post("/tasks/{task_id}/retry")
-async def retry_form(task_id: str, user: SessionUser, store: StoreDep) -> Response:
-    task = await retry_task(task_id, store)
+async def retry_form(
+    task_id: str, user: SessionUser, store: StoreDep, mode: Annotated[services.RetryMode | None, Form()] = None
+) -> Response:
+    task = await _call(services.retry(store, task_id, mode))
     return _see_other(f"/tasks/{task.id}")
 
 
@@ -306,7 +319,7 @@ async def _task_or_404(request: Request, store: TaskStore, task_id: str) -> Task
     try:
         return TaskView.of(await store.get(task_id))
     except TaskNotFound:
-        return _render(request, "error.html", {"error": f"no task with id {task_id!r}", "code": 404}, status_code=404)
+        return _render(request, "error.html", {"error": "no such task", "code": 404}, status_code=404)
 
 
 @router.get("/tasks/{task_id}")

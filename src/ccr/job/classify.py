@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccr.core.model import ErrorType, Usage
+from ccr.core.model import AuthTarget, ErrorType, Usage
 
 AUTH_STATUSES = frozenset({401})
 CAPACITY_STATUSES = frozenset({429, 529})
@@ -75,11 +75,22 @@ class StreamState:
 class JobFailure(Exception):
     """A classified failure raised by a pipeline step: the run stops and reports it."""
 
-    def __init__(self, error_type: ErrorType, message: str, reset_time: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        error_type: ErrorType,
+        message: str,
+        reset_time: dt.datetime | None = None,
+        auth_target: AuthTarget | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.reset_time = reset_time
+        self.auth_target = auth_target
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.error_type, self.message, self.reset_time, self.auth_target)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class Outcome:
     error_type: ErrorType | None  # None: success
     message: str
     reset_time: dt.datetime | None = None
+    auth_target: AuthTarget | None = None  # auth_expired: whose credential was refused (claude's if unset)
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,11 @@ class JobSettings(AgentSettings):
         default=None, validation_alias="CCR_WORKDIR", description="Where to clone; a fresh temp dir if unset."
     )
     mark_ready_on_success: bool = Field(default=False, validation_alias="CCR_MARK_READY_ON_SUCCESS")
+    close_empty_prs: bool = Field(
+        default=True,
+        validation_alias="CCR_CLOSE_EMPTY_PRS",
+        description="Close (with a comment) the draft PR of a run that failed before any commit of its own.",
+    )
     termination_log: Path = Field(default=DEFAULT_TERMINATION_LOG, validation_alias=TERMINATION_LOG_ENV)
     allow_root: bool = Field(
         default=False,

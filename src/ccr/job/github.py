@@ -28,6 +28,8 @@ class PullRequest:
     node_id: str
     body: str
     draft: bool
+    state: str = "open"  # open | closed
+    merged: bool = False
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> PullRequest:
@@ -37,6 +39,8 @@ class PullRequest:
             node_id=str(data.get("node_id") or ""),
             body=str(data.get("body") or ""),
             draft=bool(data.get("draft")),
+            state=str(data.get("state") or "open"),
+            merged=bool(data.get("merged_at") or data.get("merged")),
         )
 
 
@@ -113,9 +117,11 @@ class GitHub:
             params = None  # the next link carries them
         return repos[:limit]
 
-    def find_pull(self, full_name: str, owner: str, branch: str) -> PullRequest | None:
-        pulls = self._json("GET", f"/repos/{full_name}/pulls", params={"head": f"{owner}:{branch}", "state": "open"})
-        return PullRequest.from_api(pulls[0]) if pulls else None
+    def find_pull(self, full_name: str, owner: str, branch: str, state: str = "open") -> PullRequest | None:
+        """The branch's pull request: the open one, else (``state="all"``) the most recent one."""
+        params = {"head": f"{owner}:{branch}", "state": state}
+        pulls = [PullRequest.from_api(p) for p in self._json("GET", f"/repos/{full_name}/pulls", params=params)]
+        return next((p for p in pulls if p.state == "open"), max(pulls, key=lambda p: p.number, default=None))
 
     def create_pull(self, full_name: str, *, title: str, head: str, base: str, body: str) -> PullRequest:
         data = self._json(

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccr.core.model import Changes
+
 TOKEN_ENV = "GITHUB_TOKEN"
 # Prints username and the token read from the environment at the moment git asks; answers only `get`.
 CREDENTIAL_HELPER = (
@@ -85,7 +87,9 @@ class Git:
             raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from exc
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise GitError(f"git {args[0]} failed ({proc.returncode}): {' '.join(detail[-3:])}")
+            # The server's own words (branch protection, hooks) come as "remote:" lines before the summary.
+            remote = [line for line in detail[:-3] if line.startswith("remote:")][-3:]
+            raise GitError(f"git {args[0]} failed ({proc.returncode}): {' '.join(remote + detail[-3:])}")
         return proc.stdout
 
     def clone(self, url: str, config: Mapping[str, str], base_branch: str | None, timeout: float) -> None:
@@ -146,6 +150,17 @@ class Git:
 
     def head(self) -> str:
         return self.run("rev-parse", "HEAD").strip()
+
+    def changes_since(self, rev: str) -> Changes:
+        """The commits HEAD has on top of ``rev`` and their diff stat (binary files count as changed)."""
+        commits = int(self.run("rev-list", "--count", f"{rev}..HEAD").strip() or 0)
+        files = additions = deletions = 0
+        for line in self.run("diff", "--numstat", "--no-renames", rev, "HEAD").splitlines():
+            added, deleted, _path = line.split("\t", 2)
+            files += 1
+            additions += int(added) if added.isdigit() else 0
+            deletions += int(deleted) if deleted.isdigit() else 0
+        return Changes(commits=commits, files_changed=files, additions=additions, deletions=deletions)
 
 
 class Checkout:

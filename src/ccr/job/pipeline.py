@@ -22,7 +22,19 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from ccr.core.model import ErrorType, JobInput, JobResult, Phase, Usage, branch_for, problems
+from ccr.core.events import TERMINATION_LOG_LIMIT, result_line
+from ccr.core.model import (
+    TIMEOUT_DEFAULT_SECONDS,
+    AuthTarget,
+    Changes,
+    ErrorType,
+    JobInput,
+    JobResult,
+    Phase,
+    Usage,
+    branch_for,
+    problems,
+)
 from ccr.core.redact import Redactor
 from ccr.job import prtext
 from ccr.job.classify import (
@@ -44,7 +56,7 @@ from ccr.job.claude import (
     worker_argv,
 )
 from ccr.job.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, JobSettings
-from ccr.job.events import TERMINATION_LOG_LIMIT, Emitter, result_line
+from ccr.job.events import Emitter
 from ccr.job.github import GitHub, GitHubError, PullRequest
 from ccr.job.gitops import Checkout, Git, GitError, Identity, clone_config, clone_url, fresh_workdir
 from ccr.job.preflight import Preflight, run_preflight
@@ -70,7 +82,10 @@ class Run:
     git: Git | None = None
     checkout: Checkout | None = None
     worker_started: bool = False
+    start_sha: str | None = None  # the branch's tip before the worker: this run's changes are counted from it
     pr: PullRequest | None = None
+    pr_created: bool = False  # this run opened the PR (so it may close it again if it ended empty)
+    changes: Changes | None = None
     usage: Usage | None = None
     session_id: str | None = None
     summary: str = ""
@@ -92,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = JobResult(status=Phase.FAILED, error_type=failure.error_type, message=failure.message)
     else:
         termination_log = settings.termination_log
-        control = Control(job.spec.timeout_seconds, settings.cancel_grace_seconds)
+        control = Control(job.spec.timeout_seconds or TIMEOUT_DEFAULT_SECONDS, settings.cancel_grace_seconds)
         _install_signal_handlers(control)
         result = run_job(job, settings, out, control)
     out.result(result)
@@ -141,9 +156,11 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
         out.phase("worker")
         outcome = run_worker(run)
     except JobFailure as failure:
-        outcome = Outcome(failure.error_type, failure.message, failure.reset_time)
+        outcome = failure.outcome
     except (GitError, GitHubError) as exc:
-        outcome = Outcome(_infra_error_type(exc), str(exc))
+        error_type = _infra_error_type(exc)
+        target = AuthTarget.GITHUB if error_type is ErrorType.AUTH_EXPIRED else None
+        outcome = Outcome(error_type, str(exc), auth_target=target)
     except Exception as exc:  # a bug or an unexpected transport error: still finish and report
         out.diag(traceback.format_exc())
         outcome = Outcome(ErrorType.EXIT_CODE, f"internal error: {type(exc).__name__}: {exc}")
@@ -234,8 +251,15 @@ def prepare_branch(run: Run, pre: Preflight) -> Checkout | None:
             ) from exc
         raise
     run.repo = str(info.get("full_name") or run.repo)
-    run.branch = spec.branch or branch_for(run.job.id)
-    base = run.base = spec.base_branch or str(info.get("default_branch") or "main")
+    run.branch = run.job.branch or branch_for(run.job.id)
+    default = str(info.get("default_branch") or "main")
+    base = run.base = spec.base_branch or default
+    if run.branch in (base, default):
+        raise JobFailure(
+            ErrorType.INVALID,
+            f"refusing to work on {run.branch}: it is the base or the default branch of {run.repo}, which a task "
+            "never writes to",
+        )
     target = fresh_workdir(settings.workdir, run.repo)
     git = Git(target, run.env)
     started = time.monotonic()
@@ -249,9 +273,11 @@ def prepare_branch(run: Run, pre: Preflight) -> Checkout | None:
     out.step("clone", f"cloned {run.repo} ({base}) in {time.monotonic() - started:.1f}s", path=str(target))
     if git.has_remote_branch(run.branch):
         git.checkout_remote_branch(run.branch, timeout=_budget(run.control))
+        run.start_sha = git.head()
         out.step("branch", f"continuing on the existing branch {run.branch}", branch=run.branch)
         return None
     git.create_start_commit(run.branch, out.redactor.redact(prtext.start_commit_message(run.job.id, spec.prompt)))
+    run.start_sha = git.head()
     checkout = git.start_checkout(timeout=_budget(run.control))
     run.new_branch = True
     out.step("branch", f"created {run.branch} from {base}", branch=run.branch)
@@ -261,22 +287,28 @@ def prepare_branch(run: Run, pre: Preflight) -> Checkout | None:
 
 
 def open_pull_request(run: Run) -> None:
-    """The draft PR exists before the worker starts; a follow-up finds the open one for its branch."""
+    """The draft PR exists before the worker starts. A run on an existing branch (a follow-up, a retry that
+    continues) takes the branch's PR: the open one, else the closed one reopened; a new one only when the
+    branch has none (or its PR was merged)."""
     assert run.github is not None and run.repo is not None and run.branch is not None
-    redact = run.out.redactor.redact
+    redact, github = run.out.redactor.redact, run.github
     owner = run.repo.split("/")[0]
-    pr = None if run.new_branch else run.github.find_pull(run.repo, owner, run.branch)
-    if pr is None:
-        pr = run.github.create_pull(
+    pr = None if run.new_branch else github.find_pull(run.repo, owner, run.branch, state="all")
+    if pr is not None and pr.state == "closed" and not pr.merged:
+        pr = github.update_pull(run.repo, pr.number, state="open")
+        run.out.step("pr_opened", f"reopened pull request #{pr.number}", url=pr.url)
+    elif pr is not None and pr.state == "open":
+        run.out.step("pr_opened", f"continuing pull request #{pr.number}", url=pr.url)
+    else:
+        pr = github.create_pull(
             run.repo,
-            title=redact(prtext.pr_title(run.job.spec.prompt)),
+            title=prtext.pr_title(redact(run.job.spec.prompt)),
             head=run.branch,
             base=run.base or "main",
             body=redact(prtext.pr_body(run.job.id, run.job.spec.prompt)),
         )
+        run.pr_created = True
         run.out.step("pr_opened", f"opened draft pull request #{pr.number}", url=pr.url)
-    else:
-        run.out.step("pr_opened", f"continuing pull request #{pr.number}", url=pr.url)
     run.pr = pr
 
 
@@ -298,17 +330,27 @@ def run_worker(run: Run) -> Outcome:
 
 
 def finish(run: Run, outcome: Outcome) -> JobResult:
-    """Safety net, PR update (and comment when stopped), mark-ready; never raises."""
+    """Safety net, changes, PR update (and comment when stopped, close when empty), mark-ready; never raises.
+
+    The result tells the truth about the work: a run whose work could not be pushed is ``push_failed``,
+    whatever it reported, because that work is not on the branch."""
     out = run.out
     if run.control.cancel.is_set():
         out.step("cancel_requested", "SIGTERM received: Claude was stopped")
-    pushed = safety_net(run, outcome)
+    saved = safety_net(run, outcome)
+    if saved.error is not None:
+        before = f" (the run itself ended {outcome.error_type}: {outcome.message})" if not outcome.ok else ""
+        outcome = Outcome(ErrorType.PUSH_FAILED, f"the work could not be pushed to {run.branch}: {saved.error}{before}")
+    run.changes = measure_changes(run)
     usage = (run.usage or Usage()).model_copy(
         update={"duration_ms": int((time.monotonic() - run.control.started) * 1000)}
     )
     result = JobResult(
         status=_status(outcome),
         error_type=outcome.error_type,
+        auth_target=(outcome.auth_target or AuthTarget.CLAUDE)
+        if outcome.error_type is ErrorType.AUTH_EXPIRED
+        else None,
         message=outcome.message,
         repo=run.repo,
         branch=run.branch,
@@ -316,21 +358,28 @@ def finish(run: Run, outcome: Outcome) -> JobResult:
         session_id=run.session_id,
         reset_time=outcome.reset_time,
         usage=usage,
+        changes=run.changes,
     )
     if run.pr and run.github and run.repo:
-        _report_on_pr(run, result, outcome, pushed)
+        _report_on_pr(run, result, outcome, saved.sentence)
     return result
 
 
-def safety_net(run: Run, outcome: Outcome) -> str:
-    """Commit a dirty tree as WIP and push anything unpushed. Returns a sentence for the PR comment."""
+@dataclass(frozen=True)
+class Saved:
+    sentence: str  # for the PR comment
+    error: str | None = None  # the push failed: the work is not on the branch
+
+
+def safety_net(run: Run, outcome: Outcome) -> Saved:
+    """Commit a dirty tree as WIP and push anything unpushed."""
     git, branch, out = run.git, run.branch, run.out
     if run.checkout is not None:
         with contextlib.suppress(GitError):
             run.checkout.wait()  # never touch the tree while the checkout may still be writing it
     if git is None or branch is None or not run.worker_started:
         out.step("safety_net", "nothing to save: the worker had not started")
-        return "the worker had not started, so there was no work to save."
+        return Saved("the worker had not started, so there was no work to save.")
     try:
         committed = False
         if git.is_dirty():
@@ -341,12 +390,24 @@ def safety_net(run: Run, outcome: Outcome) -> str:
             git.push(branch, timeout=FINISH_BUDGET_SECONDS)
             what = "committed the uncommitted work as WIP and pushed" if committed else "pushed unpushed commits"
             out.step("safety_net", f"{what} to {branch}", commit=git.head())
-            return f"the work in progress was {'committed and ' if committed else ''}pushed to `{branch}`."
+            return Saved(f"the work in progress was {'committed and ' if committed else ''}pushed to `{branch}`.")
         out.step("safety_net", "nothing to save: the tree is clean and every commit is pushed")
-        return f"all work was already pushed to `{branch}`."
+        return Saved(f"all work was already pushed to `{branch}`.")
     except GitError as exc:
         out.step("safety_net", f"could not save the work: {exc}")
-        return f"saving the work in progress failed: {exc}"
+        left = "" if git.unpushed(branch) == 0 else " It is left in the job's workspace only."
+        return Saved(f"saving the work in progress failed: {exc}.{left}", error=str(exc))
+
+
+def measure_changes(run: Run) -> Changes | None:
+    """This run's commits and their diff stat (from the branch's tip before the worker); None before that."""
+    if run.git is None or run.start_sha is None or not run.worker_started:
+        return None
+    try:
+        return run.git.changes_since(run.start_sha)
+    except GitError as exc:
+        run.out.diag(f"cannot count the changes: {exc}")
+        return None
 
 
 def _report_on_pr(run: Run, result: JobResult, outcome: Outcome, pushed: str) -> None:
@@ -365,6 +426,10 @@ def _report_on_pr(run: Run, result: JobResult, outcome: Outcome, pushed: str) ->
             assert outcome.error_type is not None
             github.comment(repo, pr.number, redact(prtext.stop_comment(outcome.error_type, pushed)))
             out.step("pr_comment", f"commented on #{pr.number}: {outcome.error_type.value}")
+        if _ended_empty(run, outcome):
+            github.comment(repo, pr.number, redact(prtext.closed_empty_comment(result)))
+            run.pr = github.update_pull(repo, pr.number, state="closed")
+            out.step("pr_closed", f"closed the empty draft pull request #{pr.number}", url=pr.url)
         if outcome.ok and run.settings.mark_ready_on_success and run.pr.draft:
             github.mark_ready(run.pr)
             out.step("pr_ready", f"pull request #{pr.number} marked ready for review", url=pr.url)
@@ -383,6 +448,14 @@ def write_termination_log(path: Path, result: JobResult, out: Emitter) -> None:
         path.write_text(result_line(out.redact_result(result), TERMINATION_LOG_LIMIT), encoding="utf-8")
     except OSError as exc:
         out.diag(f"cannot write the termination message to {path}: {exc.strerror}")
+
+
+def _ended_empty(run: Run, outcome: Outcome) -> bool:
+    """A failed run that opened its PR and added no commit: close it (CCR_CLOSE_EMPTY_PRS), so attempts do
+    not pile up as empty drafts. A usage limit is not an end (the task continues on the same PR)."""
+    if outcome.ok or outcome.error_type is ErrorType.CAPACITY_REACHED or not run.settings.close_empty_prs:
+        return False
+    return run.pr_created and (run.changes is None or run.changes.commits == 0)
 
 
 def _classify(claude: ClaudeRun) -> Outcome:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccr.core.model import ErrorType
+from ccr.core.model import AuthTarget, ErrorType
 from ccr.core.redact import secret_strings
 from ccr.job.classify import JobFailure
 from ccr.job.config import JobSettings
@@ -84,7 +84,11 @@ def check_github(settings: JobSettings) -> tuple[GitHub, dict[str, Any]]:
     except GitHubError as exc:
         github.close()
         if exc.status == 401:
-            raise JobFailure(ErrorType.AUTH_EXPIRED, "GitHub refused GITHUB_TOKEN (401 Bad credentials)") from exc
+            raise JobFailure(
+                ErrorType.AUTH_EXPIRED,
+                "GitHub refused GITHUB_TOKEN (401 Bad credentials)",
+                auth_target=AuthTarget.GITHUB,
+            ) from exc
         raise JobFailure(ErrorType.INVALID, f"GitHub token check failed: {exc}") from exc
     except Exception as exc:  # httpx transport errors: DNS, TLS, connection refused
         github.close()

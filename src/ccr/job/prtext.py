@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ccr.core.model import ErrorType, JobResult, Phase, Usage
+from ccr.core.advice import advice
+from ccr.core.model import Changes, ErrorType, JobResult, Phase, Usage
 
 TITLE_MAX = 72
 # GitHub refuses bodies over 65536 characters; leave room for the outcome section and Claude's notes.
@@ -48,7 +49,8 @@ def outcome_section(result: JobResult, summary: str, blockers: str) -> str:
     usage = result.usage or Usage()
     rows = [
         ("Status", result.status.value),
-        ("Error type", f"`{result.error_type.value}`" if result.error_type else "none"),
+        ("Error type", _error(result)),
+        ("Changes", changes_text(result.changes)),
         ("Cost", f"${usage.cost_usd:.4f}" if usage.cost_usd is not None else "unknown"),
         ("Turns", str(usage.turns) if usage.turns is not None else "unknown"),
         ("Duration", _duration(usage.duration_ms)),
@@ -65,6 +67,7 @@ def outcome_section(result: JobResult, summary: str, blockers: str) -> str:
         parts += ["", "#### Summary", "", _clip(summary)]
     if result.status is not Phase.SUCCEEDED and result.message:
         parts += ["", "#### What went wrong", "", _clip(result.message)]
+        parts += ["", advice(result.error_type, result.auth_target, result.reset_time)]
     if blockers:
         parts += ["", "#### Blockers", "", _clip(blockers)]
     parts.append(OUTCOME_END)
@@ -77,6 +80,25 @@ def with_outcome(body: str, section: str) -> str:
     if start >= 0 and end > start:
         return body[:start] + section + body[end + len(OUTCOME_END) :]
     return body.rstrip() + "\n\n" + section + "\n"
+
+
+def changes_text(changes: Changes | None) -> str:
+    return changes.summary() if changes is not None else "none (the agent did not run)"
+
+
+def _error(result: JobResult) -> str:
+    if result.error_type is None:
+        return "none"
+    target = f" ({result.auth_target.value})" if result.auth_target else ""
+    return f"`{result.error_type.value}`{target}"
+
+
+def closed_empty_comment(result: JobResult) -> str:
+    what = result.error_type.value if result.error_type else "failed"
+    return (
+        f"Closing this draft: the task ended (`{what}`) before Claude committed anything, so there is nothing to "
+        "review. Retrying the task so that it continues on this branch reopens it."
+    )
 
 
 def stop_comment(error_type: ErrorType, pushed: str) -> str:

@@ -30,18 +30,26 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from ccr.core.model import API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, TaskSpec, TaskStatus
+from ccr.core.constants import (
+    API_VERSION,
+    ARCHIVED_ANNOTATION,
+    CONTAINER_NAME,
+    GROUP,
+    KIND,
+    PLURAL,
+    SUBMITTED_ANNOTATION,
+    VERSION,
+)
+from ccr.core.model import TERMINAL_PHASES, Phase, TaskSpec, TaskStatus
 from ccr.core.redact import Redactor
 from ccr.core.settings import Settings
 from ccr.core.store import ChangeSignal, TaskNotFound, TaskRecord, TranscriptLine
 
 log = logging.getLogger("ccr.kube.store")
-ARCHIVED_ANNOTATION = "ccr.dev/transcript-archived"
-CONTAINER = "job"
 MERGE_PATCH = "application/merge-patch+json"
 IDLE_CHECK_SECONDS = 2.0
 CATCHUP_STREAMS = 8  # log streams at once for tasks that finished before we followed them
-TERMINAL = ("Succeeded", "Failed", "Cancelled")
+TERMINAL = frozenset(p.value for p in TERMINAL_PHASES)
 
 
 def _count_lines(path: Path) -> int:
@@ -84,7 +92,7 @@ def record_of(obj: dict[str, Any]) -> TaskRecord:
         status = TaskStatus.model_validate(obj.get("status") or {})
     except ValidationError:
         status = TaskStatus()
-    created = meta.get("creationTimestamp")
+    created = (meta.get("annotations") or {}).get(SUBMITTED_ANNOTATION) or meta.get("creationTimestamp")
     return TaskRecord(
         id=meta.get("name", ""),
         spec=spec,
@@ -182,10 +190,15 @@ class KubeStore:
     # --- the TaskStore protocol ----------------------------------------------------------------------
 
     async def create(self, task_id: str, spec: TaskSpec) -> TaskRecord:
+        submitted = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
-            "metadata": {"name": task_id, "namespace": self.namespace},
+            "metadata": {
+                "name": task_id,
+                "namespace": self.namespace,
+                "annotations": {SUBMITTED_ANNOTATION: submitted},
+            },
             "spec": spec.dump(),
         }
         obj = await self._custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
@@ -211,11 +224,9 @@ class KubeStore:
             self._records = {k: v for k, v in self._records.items() if k in self._objects}
         return record
 
-    async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
-        records = sorted(
-            (self._record(o) for o in list(self._objects.values())), key=lambda r: (r.created, r.id), reverse=True
-        )
-        return records[:limit] if limit is not None else records
+    async def list(self) -> builtins.list[TaskRecord]:
+        records = (self._record(o) for o in list(self._objects.values()))
+        return sorted(records, key=lambda r: (r.created, r.id), reverse=True)
 
     async def cancel(self, task_id: str) -> TaskRecord:
         record = await self.get(task_id)
@@ -332,7 +343,7 @@ class KubeStore:
         core: Any = client.CoreV1Api(self.api)
         try:
             resp = await core.read_namespaced_pod_log(
-                pod, self.namespace, container=CONTAINER, follow=True, _preload_content=False
+                pod, self.namespace, container=CONTAINER_NAME, follow=True, _preload_content=False
             )
         except ApiException as exc:
             if exc.status in (400, 404):  # not started yet, or gone

@@ -17,11 +17,11 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 
-from ccr.core.events import ccr_line, parse_line
-from ccr.core.model import ConditionType, ErrorType, JobInput, JobResult, Phase, now, set_condition
+from ccr.core import lifecycle, queue
+from ccr.core.events import ccr_line, parse_line, result_line
+from ccr.core.model import ErrorType, JobInput, JobResult, Phase, now
 from ccr.core.settings import Settings
 from ccr.core.store import TaskRecord
-from ccr.job.events import result_line
 from ccr.local.store import LocalStore
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,14 @@ _HARD_DEADLINE_MARGIN = 15.0
 class _Run:
     task_id: str
     process: asyncio.subprocess.Process
+    deadline: float  # the task's timeout, seconds
     cancel_requested: bool = False
     timed_out: bool = False
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
+
+
+def _entry(task: TaskRecord) -> queue.Entry:
+    return queue.Entry(task.id, task.id, task.spec.priority, task.created.isoformat(), task.status.branch)
 
 
 def _die_with_parent() -> None:
@@ -86,17 +91,45 @@ class LocalExecutor:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while len(self.runs) < self.settings.max_concurrent:
-                task = await self.store.next_queued(exclude=set(self.runs))
-                if task is None:
-                    break
-                await self._launch(task)
+            try:
+                await self._admit_round()
+            except Exception:  # the loop must outlive any one round: the next wake tries again
+                log.exception("admitting queued tasks failed")
+
+    async def _admit_round(self) -> None:
+        """Start what the queue allows; tell the others why they wait (a slot, or their branch's run)."""
+        queued = [_entry(task) for task in self.store.queued()]
+        running = [_entry(await self.store.get(task_id)) for task_id in self.runs]
+        admission = queue.admit(queued, running, self.settings.max_concurrent)
+        starting = {entry.key for entry in admission.start}
+        for entry in queued:
+            if entry.key in starting:
+                continue
+            holder = admission.blocked.get(entry.key)
+            reason = lifecycle.Reason.WAITING_FOR_TASK if holder else lifecycle.Reason.WAITING_FOR_SLOT
+            message = f"waiting for task {holder.name} (same branch) to finish" if holder else None
+            status = (await self.store.get(entry.name)).status
+            if status.reason != reason or status.message != message:
+                await self.store.transition(entry.name, lifecycle.queue, reason, message)
+        for entry in admission.start:
+            await self._launch(await self.store.get(entry.name))
+
+    def _job_input(self, task: TaskRecord) -> JobInput:
+        earlier = self.store.peek(task.spec.follow_up_of) if task.spec.follow_up_of else None
+        return lifecycle.job_input(
+            task.id,
+            task.spec,
+            branch=task.status.branch,
+            earlier_repo=earlier.status.repo if earlier else None,
+            default_timeout=self.settings.default_timeout_seconds,
+        )
 
     async def _launch(self, task: TaskRecord) -> None:
         task_dir = self.settings.data_dir / "tasks" / task.id
         task_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec_file = task_dir / "spec.json"
-        spec_file.write_text(JobInput(id=task.id, spec=task.spec).model_dump_json(by_alias=True, exclude_none=True))
+        job = self._job_input(task)
+        spec_file.write_text(job.model_dump_json(by_alias=True, exclude_none=True))
         spec_file.chmod(0o600)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -111,21 +144,13 @@ class LocalExecutor:
             start_new_session=True,
             preexec_fn=_die_with_parent,  # only a prctl call: safe after fork
         )
-        run = _Run(task.id, process)
+        run = _Run(task.id, process, deadline=float(job.spec.timeout_seconds or 0))
         self.runs[task.id] = run
-        status = task.status.model_copy(
-            update={
-                "phase": Phase.RUNNING,
-                "start_time": now(),
-                "message": None,
-                "conditions": set_condition(task.status.conditions, ConditionType.STARTED, True, "ProcessStarted"),
-            }
-        )
-        await self.store.set_status(task.id, status)
+        await self.store.transition(task.id, lifecycle.started, pod_name=None, start_time=now())
         await self.store.append(task.id, [ccr_line("status", phase=Phase.RUNNING.value, pid=process.pid)])
-        job = asyncio.create_task(self._supervise(run, task), name=f"ccr-run-{task.id}")
-        self._run_tasks.add(job)
-        job.add_done_callback(self._run_tasks.discard)
+        job_task = asyncio.create_task(self._supervise(run), name=f"ccr-run-{task.id}")
+        self._run_tasks.add(job_task)
+        job_task.add_done_callback(self._run_tasks.discard)
 
     def _environment(self, task_id: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -151,22 +176,21 @@ class LocalExecutor:
         return env
 
     # --- one run -----------------------------------------------------------------------------------
-    async def _supervise(self, run: _Run, task: TaskRecord) -> None:
-        deadline = task.spec.timeout_seconds + self.settings.cancel_grace_seconds + _HARD_DEADLINE_MARGIN
+    async def _supervise(self, run: _Run) -> None:
+        deadline = run.deadline + self.settings.cancel_grace_seconds + _HARD_DEADLINE_MARGIN
         watchdog = asyncio.get_running_loop().call_later(deadline, self._on_deadline, run)
         try:
             result = await self._pump(run)
-            await run.process.wait()
+            code = await run.process.wait()
             if result is None:  # killed or crashed before its result line: the transcript still ends with one
                 result = self._fallback_result(run)
                 await self.store.append(run.task_id, [result_line(result)])
-            await self.store.finish(run.task_id, result)
+            await self.store.finish(run.task_id, result, exit_code=code)
         except Exception:  # a broken run must never take the server down
             log.exception("supervising task failed", extra={"task": run.task_id})
             with contextlib.suppress(Exception):
-                await self.store.finish(
-                    run.task_id,
-                    JobResult(status=Phase.FAILED, error_type=ErrorType.EXIT_CODE, message="internal error"),
+                await self.store.transition(
+                    run.task_id, lifecycle.failed, ErrorType.EXIT_CODE, "internal error of the local executor"
                 )
         finally:
             watchdog.cancel()
@@ -210,12 +234,14 @@ class LocalExecutor:
 
     async def _note_pr(self, task_id: str, event: dict[str, object]) -> None:
         """The draft PR is open: show its link while the worker is still running."""
-        task = await self.store.get(task_id)
-        update = {"pr_url": str(event["url"])}
-        for key in ("repo", "branch"):
-            if isinstance(event.get(key), str):
-                update[key] = str(event[key])
-        await self.store.set_status(task_id, task.status.model_copy(update=update))
+        repo, branch = event.get("repo"), event.get("branch")
+        await self.store.transition(
+            task_id,
+            lifecycle.pr_opened,
+            url=str(event["url"]),
+            repo=repo if isinstance(repo, str) else None,
+            branch=branch if isinstance(branch, str) else None,
+        )
 
     async def _drain_stderr(self, run: _Run) -> None:
         assert run.process.stderr

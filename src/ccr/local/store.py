@@ -5,24 +5,16 @@ from __future__ import annotations
 import builtins
 import collections
 import datetime as dt
-import itertools
+import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+from ccr.core import lifecycle
 from ccr.core.db import Database
 from ccr.core.events import ccr_line
-from ccr.core.model import (
-    ConditionType,
-    ErrorType,
-    JobResult,
-    Outcome,
-    Phase,
-    TaskSpec,
-    TaskStatus,
-    now,
-    set_condition,
-)
+from ccr.core.model import ErrorType, JobResult, Phase, TaskSpec, TaskStatus, now
 from ccr.core.store import ChangeSignal, TaskNotFound, TaskRecord, TranscriptLine
 
 SCHEMA = [
@@ -48,11 +40,17 @@ _COLUMNS = "id, created, spec, status, generation"
 FOLLOW_PAGE = 2000  # lines read per query while following a transcript
 
 
+def _spec(text: str) -> TaskSpec:
+    data = json.loads(text)
+    data.pop("branch", None)  # a user field before 0.2 (follow-ups): the status keeps the branch
+    return TaskSpec.model_validate(data)
+
+
 def _record(row: sqlite3.Row) -> TaskRecord:
     return TaskRecord(
         id=row["id"],
         created=dt.datetime.fromisoformat(row["created"]),
-        spec=TaskSpec.model_validate_json(row["spec"]),
+        spec=_spec(row["spec"]),
         status=TaskStatus.model_validate_json(row["status"]),
         generation=row["generation"],
     )
@@ -101,12 +99,15 @@ class LocalStore:
 
     # --- TaskStore -------------------------------------------------------------------------------
     async def create(self, task_id: str, spec: TaskSpec) -> TaskRecord:
-        status = TaskStatus(
-            phase=Phase.QUEUED,
-            repo=spec.repo,
-            conditions=set_condition([], ConditionType.ACCEPTED, True, "Validated", "spec accepted", 1),
+        earlier = self._tasks.get(spec.follow_up_of) if spec.follow_up_of else None
+        if spec.follow_up_of and earlier is None:
+            raise TaskNotFound(spec.follow_up_of)
+        branch = lifecycle.thread_branch(
+            task_id, earlier.id if earlier else None, earlier.status.branch if earlier else None
         )
-        return await self._save(TaskRecord(id=task_id, spec=spec, status=status, created=now()), new=True)
+        status = lifecycle.accept(TaskStatus(), spec, branch=branch, repo=spec.repo, generation=1, now=now())
+        created = dt.datetime.now(dt.UTC)  # to the microsecond: the queue's order among equal priorities
+        return await self._save(TaskRecord(id=task_id, spec=spec, status=status, created=created), new=True)
 
     async def get(self, task_id: str) -> TaskRecord:
         try:
@@ -114,22 +115,21 @@ class LocalStore:
         except KeyError:
             raise TaskNotFound(task_id) from None
 
-    async def list(self, limit: int | None = None) -> builtins.list[TaskRecord]:
-        newest_first = reversed(self._tasks.values())
-        return list(newest_first if limit is None else itertools.islice(newest_first, limit))
+    async def list(self) -> builtins.list[TaskRecord]:
+        return list(reversed(self._tasks.values()))
 
     async def cancel(self, task_id: str) -> TaskRecord:
         """Mark the spec cancelled; a queued task ends at once, a running one when its process stops."""
         task = await self.get(task_id)
         if task.status.phase.terminal or task.spec.cancel:
             return task
-        status = task.status
-        if status.phase in (Phase.PENDING, Phase.QUEUED):
-            status = _finished(status, Phase.CANCELLED, ErrorType.CANCELLED, "cancelled before it started")
+        generation = task.generation + 1
+        if task.status.phase in (Phase.PENDING, Phase.QUEUED):
+            status = lifecycle.cancelled(task.status, "cancelled before it started", generation=generation, now=now())
+        else:
+            status = lifecycle.cancelling(task.status, generation=generation, now=now())
         spec = task.spec.model_copy(update={"cancel": True})
-        return await self._save(
-            task.model_copy(update={"spec": spec, "status": status, "generation": task.generation + 1})
-        )
+        return await self._save(task.model_copy(update={"spec": spec, "status": status, "generation": generation}))
 
     async def counts(self) -> dict[Phase, int]:
         found = collections.Counter(task.status.phase for task in self._tasks.values())
@@ -160,18 +160,23 @@ class LocalStore:
     async def wait_changed(self, version: int, timeout: float) -> int:
         return await self.changes.wait(version, timeout)
 
-    # --- used by the local executor ----------------------------------------------------------------
-    async def next_queued(self, exclude: set[str]) -> TaskRecord | None:
-        """The queued task to start next: highest priority, then the earliest submitted."""
-        queued = (t for t in self._tasks.values() if t.status.phase is Phase.QUEUED and t.id not in exclude)
-        best: TaskRecord | None = None
-        for task in queued:  # creation order: on equal priority the first one stays
-            if best is None or task.spec.priority > best.spec.priority:
-                best = task
-        return best
+    # --- used by the local executor: each status change is one lifecycle transition -------------------
+    def peek(self, task_id: str) -> TaskRecord | None:
+        return self._tasks.get(task_id)
 
-    async def set_status(self, task_id: str, status: TaskStatus) -> None:
-        await self._save((await self.get(task_id)).model_copy(update={"status": status}))
+    def queued(self) -> builtins.list[TaskRecord]:
+        return [t for t in self._tasks.values() if t.status.phase is Phase.QUEUED]
+
+    async def set_status(self, task_id: str, status: TaskStatus) -> TaskStatus:
+        task = await self.get(task_id)
+        if status != task.status:
+            await self._save(task.model_copy(update={"status": status}))
+        return status
+
+    async def transition(self, task_id: str, step: Callable[..., TaskStatus], *args: Any, **kwargs: Any) -> TaskStatus:
+        """Apply ``lifecycle.<step>(status, *args, **kwargs, generation=..., now=...)`` and store the result."""
+        task = await self.get(task_id)
+        return await self.set_status(task_id, step(task.status, *args, generation=task.generation, now=now(), **kwargs))
 
     async def append(self, task_id: str, lines: builtins.list[str]) -> int:
         """Append lines to the transcript in one transaction; returns the last seq."""
@@ -189,33 +194,15 @@ class LocalStore:
         await self.lines.bump()
         return last
 
-    async def finish(self, task_id: str, result: JobResult) -> TaskStatus:
-        task = await self.get(task_id)
-        found = {name: value for name in Outcome.model_fields if (value := getattr(result, name)) is not None}
-        status = _finished(task.status.model_copy(update=found), result.status, result.error_type, result.message)
-        await self.set_status(task_id, status)
-        return status
+    async def finish(self, task_id: str, result: JobResult | None, exit_code: int | None) -> TaskStatus:
+        return await self.transition(task_id, lifecycle.finished, result, exit_code=exit_code)
 
     async def recover(self) -> None:
         """At start-up, no task may stay Running: its process died with the previous server."""
-        for task in [t for t in self._tasks.values() if t.status.phase is Phase.RUNNING]:
+        for task in [t for t in self._tasks.values() if t.status.phase in (Phase.RUNNING, Phase.PENDING)]:
             message = "the server stopped while this task was running; its work so far is on the branch"
             await self.append(task.id, [_marker_line(Phase.FAILED, message)])
-            await self.set_status(task.id, _finished(task.status, Phase.FAILED, ErrorType.EXIT_CODE, message))
-
-
-def _finished(status: TaskStatus, phase: Phase, error: ErrorType | None, message: str | None) -> TaskStatus:
-    ok = phase is Phase.SUCCEEDED
-    reason = "Succeeded" if ok else (error.value if error else phase.value)
-    return status.model_copy(
-        update={
-            "phase": phase,
-            "error_type": error,
-            "message": message,
-            "completion_time": now(),
-            "conditions": set_condition(status.conditions, ConditionType.COMPLETE, ok, reason, message or ""),
-        }
-    )
+            await self.transition(task.id, lifecycle.failed, ErrorType.EXIT_CODE, message)
 
 
 def _marker_line(phase: Phase, message: str) -> str:

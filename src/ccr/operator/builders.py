@@ -11,17 +11,19 @@ import json
 import re
 from typing import Any
 
-from ccr.core.model import API_VERSION, KIND, JobInput, TaskSpec
+from ccr.core.constants import (
+    API_VERSION,
+    COMPONENT_LABEL,
+    CONTAINER_NAME,
+    KIND,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    RUN_AS,
+    TASK_NAME_ANNOTATION,
+    TASK_UID_LABEL,
+)
+from ccr.core.model import TIMEOUT_DEFAULT_SECONDS, JobInput
 from ccr.core.settings import OperatorSettings
-
-# Labels and annotations the operator puts on what it creates.
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "ccr-operator"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-TASK_UID_LABEL = "ccr.dev/task-uid"  # a uid is a valid label value; a task name (<= 253 chars) is not
-TASK_NAME_ANNOTATION = "ccr.dev/task"
-# Set by the API (``ccr.kube.store``) on a ClaudeTask once its transcript is safely archived.
-ARCHIVED_ANNOTATION = "ccr.dev/transcript-archived"
 
 JOB_LABELS = {MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: "task"}
 
@@ -34,8 +36,6 @@ CLAUDE_TOKEN_KEY = "CLAUDE_CODE_OAUTH_TOKEN"
 GITHUB_TOKEN_KEY = "GITHUB_TOKEN"
 HOME = "/home/ccr"
 WORKDIR = "/workspace"
-RUN_AS = 10001
-CONTAINER_NAME = "job"
 
 # The Job's deadline is the task's timeout plus this margin plus the cancel grace: the pipeline enforces
 # the timeout itself (and reports it properly); the Job deadline is the backstop for a hung pod.
@@ -92,10 +92,10 @@ def _metadata(task: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def build_spec_configmap(task: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
+def build_spec_configmap(task: dict[str, Any], job: JobInput) -> dict[str, Any]:
     """The task handed to the pipeline as a file: the prompt never appears in argv or env."""
     name = task["metadata"]["name"]
-    payload = JobInput(id=name, spec=spec).dump()
+    payload = job.dump()
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -111,13 +111,14 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
 
 
-def job_deadline_seconds(spec: TaskSpec, settings: OperatorSettings) -> int:
-    return spec.timeout_seconds + settings.cancel_grace_seconds + DEADLINE_MARGIN_SECONDS
+def job_deadline_seconds(job: JobInput, settings: OperatorSettings) -> int:
+    timeout = job.spec.timeout_seconds or TIMEOUT_DEFAULT_SECONDS
+    return timeout + settings.cancel_grace_seconds + DEADLINE_MARGIN_SECONDS
 
 
 def build_job(
     task: dict[str, Any],
-    spec: TaskSpec,
+    job: JobInput,
     settings: OperatorSettings,
     pod_annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -137,6 +138,7 @@ def build_job(
         {"name": "GITHUB_SERVER_URL", "value": settings.github_server_url},
         {"name": "CCR_CANCEL_GRACE_SECONDS", "value": str(settings.cancel_grace_seconds)},
         {"name": "CCR_MARK_READY_ON_SUCCESS", "value": "true" if settings.mark_ready_on_success else "false"},
+        {"name": "CCR_CLOSE_EMPTY_PRS", "value": "true" if settings.close_empty_prs else "false"},
         {"name": "HOME", "value": HOME},
         {"name": "CCR_WORKDIR", "value": WORKDIR},
         {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108 - an emptyDir of the pod's own
@@ -219,7 +221,7 @@ def build_job(
             "backoffLimit": 0,
             "completions": 1,
             "parallelism": 1,
-            "activeDeadlineSeconds": job_deadline_seconds(spec, settings),
+            "activeDeadlineSeconds": job_deadline_seconds(job, settings),
             # No ttlSecondsAfterFinished here: it is set once the transcript is archived (see docs).
             "template": {
                 "metadata": {

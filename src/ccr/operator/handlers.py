@@ -11,30 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import datetime as dt
 import enum
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 import kopf
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ccr.core.model import GROUP, PLURAL, VERSION, Phase, TaskSpec, now
+from ccr.core import lifecycle, queue
+from ccr.core.constants import CONTAINER_NAME, GROUP, PLURAL, VERSION
+from ccr.core.model import Phase, TaskSpec, now
 from ccr.operator import builders
 from ccr.operator.config import OperatorConfig
-from ccr.operator.reconcile import (
-    Action,
-    Decision,
-    Slot,
-    decide,
-    lane_of,
-    parse_spec,
-    select_admissions,
-    status_patch,
-)
+from ccr.operator.reconcile import Action, Decision, Facts, Limits, current_status, decide, parse_spec, status_patch
 from ccr.operator.views import JobView, PodView, TaskKey, TaskView
 
 log = logging.getLogger("ccr.operator")
@@ -107,6 +101,12 @@ class Runtime:
         self._written: dict[str, dict[str, Any]] = {}  # uid -> the status we last wrote
         self._reserved: dict[TaskKey, float] = {}  # Jobs created, not yet seen in the index
         self._specs: dict[str, tuple[int, TaskSpec | None]] = {}  # uid -> (generation, spec)
+        self._blocked: dict[Hashable, str] = {}  # a queued task's key -> the running task that holds its branch
+        self.limits = Limits(
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            start_timeout_seconds=settings.start_timeout_seconds,
+            default_timeout_seconds=settings.default_timeout_seconds,
+        )
         self._admit_lock = asyncio.Lock()
         self._admit_again = False
         self._last_round = 0.0
@@ -199,6 +199,13 @@ class Runtime:
         elif outcome is _Outcome.FREED:
             await self.admit()
 
+    async def reconcile_quietly(self, task: TaskView) -> None:
+        """Reconcile from inside an admission round: write what ``decide`` says, never run the queue again."""
+        if task.deleting:
+            return
+        async with self._locks.setdefault(task.uid, asyncio.Lock()):
+            await self._reconcile_locked(self.indexes.task(task.key) or task, defer_queued=False)
+
     async def reconcile_key(self, key: TaskKey) -> None:
         task = self.indexes.task(key)
         if task is not None:
@@ -210,15 +217,20 @@ class Runtime:
             return _Outcome.NOTHING  # we just created its Job; the Job's own event brings us back
         job = self.indexes.job(task.key)
         pods = self.indexes.pods_of(task.key)
-        grace = self.settings.cancel_grace_seconds
-        d = decide(task, job, pods, now(), cancel_grace_seconds=grace)
+        follows = task.spec.get("followUpOf")
+        facts = Facts(
+            earlier=self.indexes.task((task.namespace, str(follows))) if follows else None,
+            waiting_for=self._blocked.get(task.key),
+            limits=self.limits,
+        )
+        d = decide(task, job, pods, now(), facts)
         if Action.VERIFY_JOB_GONE in d.actions:
             if not await self._job_absent(task.namespace, str(task.status.get("jobName"))):
                 return _Outcome.NOTHING  # the index is behind; the Job's event comes
-            d = decide(task, job, pods, now(), job_gone=True, cancel_grace_seconds=grace)
+            d = decide(task, job, pods, now(), dataclasses.replace(facts, job_gone=True))
         if Action.FETCH_LOG in d.actions and d.log_pod:
             text = await self._log_tail(task.namespace, d.log_pod)
-            d = decide(task, job, pods, now(), log_text=text, cancel_grace_seconds=grace)
+            d = decide(task, job, pods, now(), dataclasses.replace(facts, log_text=text))
         if Action.DELETE_JOB in d.actions and job is not None:
             await self._delete_job(job)
         was = task.status.get("phase")
@@ -292,26 +304,40 @@ class Runtime:
     def _status_of(self, task: TaskView) -> Mapping[str, Any]:
         return self._written.get(task.uid, task.status)
 
+    def _lane(self, task: TaskView, spec: TaskSpec | None) -> str | None:
+        """The task's branch: from its status once accepted, else (a new task) its own ``claude/<name>``."""
+        branch = self._status_of(task).get("branch")
+        if branch:
+            return str(branch)
+        return lifecycle.thread_branch(task.name) if spec is not None and spec.follow_up_of is None else None
+
+    @staticmethod
+    def _candidate(task: TaskView, spec: TaskSpec | None, phase: str, job: JobView | None) -> bool:
+        waiting = phase in (Phase.PENDING.value, Phase.QUEUED.value) and job is None and not task.deleting
+        return waiting and spec is not None and not spec.cancel
+
     async def _admit_round(self) -> None:
-        running: list[Slot] = []
-        candidates: list[tuple[TaskView, TaskSpec]] = []
+        running: list[queue.Entry] = []
+        candidates: list[queue.Entry] = []
+        views: dict[Hashable, TaskView] = {}
         for task in self.indexes.all_tasks():
             job = self.indexes.job(task.key)
             phase = self._status_of(task).get("phase") or Phase.PENDING.value
-            busy = (
-                (job is not None and job.finished is None)
-                or phase == Phase.RUNNING.value
-                or self._reserved_now(task.key)
-            )
-            if busy:
-                running.append(Slot(task.key, lane_of(task, self._spec(task))))
-            elif phase in (Phase.PENDING.value, Phase.QUEUED.value) and job is None and not task.deleting:
-                spec = self._spec(task)
-                if spec is not None and not spec.cancel:
-                    candidates.append((task, spec))
-        if len(running) >= self.settings.max_concurrent:
-            return
-        chosen = select_admissions(candidates, running, self.settings.max_concurrent)
+            spec = self._spec(task)
+            entry = queue.Entry(task.key, task.name, spec.priority if spec else 0, task.created, self._lane(task, spec))
+            busy = job is not None and job.finished is None
+            if busy or phase == Phase.RUNNING.value or self._reserved_now(task.key):
+                running.append(entry)
+            elif self._candidate(task, spec, phase, job) and entry.lane is not None:
+                candidates.append(entry)
+                views[task.key] = task
+        admission = queue.admit(candidates, running, self.settings.max_concurrent)
+        blocked = {key: holder.name for key, holder in admission.blocked.items()}
+        changed = [views[key] for key in views if blocked.get(key) != self._blocked.get(key)]
+        self._blocked = blocked
+        for task in changed:  # tell them why they wait (the task holding their branch, or a slot)
+            await self.reconcile_quietly(task)
+        chosen = [views[entry.key] for entry in admission.start]
         gate = asyncio.Semaphore(START_PARALLELISM)
 
         async def start(task: TaskView) -> None:
@@ -342,13 +368,21 @@ class Runtime:
                 return
             owner = task.ref
             pod_annotations = self.settings.pod_annotations(dict(task.annotations))
+            follows = self.indexes.task((task.namespace, spec.follow_up_of)) if spec.follow_up_of else None
+            job_input = lifecycle.job_input(
+                task.name,
+                spec,
+                branch=self._lane(task, spec),
+                earlier_repo=current_status(follows).repo if follows else None,
+                default_timeout=self.settings.default_timeout_seconds,
+            )
             assert self.api is not None
             core: Any = client.CoreV1Api(self.api)
             batch: Any = client.BatchV1Api(self.api)
             await _create_ok_if_exists(
-                core.create_namespaced_config_map(task.namespace, builders.build_spec_configmap(owner, spec))
+                core.create_namespaced_config_map(task.namespace, builders.build_spec_configmap(owner, job_input))
             )
-            job = builders.build_job(owner, spec, self.settings, pod_annotations)
+            job = builders.build_job(owner, job_input, self.settings, pod_annotations)
             await _create_ok_if_exists(batch.create_namespaced_job(task.namespace, job))
             # Its status turns Running when the Job's own event arrives (one API call less per start).
             self._reserved[task.key] = time.monotonic()
@@ -381,7 +415,7 @@ class Runtime:
         assert self.api is not None
         try:
             text = await client.CoreV1Api(self.api).read_namespaced_pod_log(
-                pod, namespace, container=builders.CONTAINER_NAME, tail_lines=20
+                pod, namespace, container=CONTAINER_NAME, tail_lines=20
             )
         except ApiException:
             return ""

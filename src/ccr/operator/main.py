@@ -18,15 +18,14 @@ from typing import Any
 
 import kopf
 
+from ccr.core.constants import GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, VERSION
 from ccr.core.logging import setup_logging
-from ccr.core.model import GROUP, PLURAL, VERSION
-from ccr.operator import builders
 from ccr.operator.config import OperatorConfig
 from ccr.operator.handlers import Runtime
 from ccr.operator.views import TaskKey, job_view, pod_view, task_view
 
 SETTINGS = OperatorConfig()
-MANAGED = {builders.MANAGED_BY_LABEL: builders.MANAGED_BY}
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def _runtime(memo: Any) -> Runtime:

@@ -1,5 +1,7 @@
-"""The decisions, pure: given what a task asks for and what its Job and pods are, what should its status
-be, and what must be done? No I/O and no clock (``now`` is passed in), so every case is a unit test.
+"""The operator's decisions, pure: given what a task asks for and what its Job and pods are, what should
+its status be, and what must be done? No I/O and no clock (``now`` is passed in), so every case is a unit
+test. The statuses themselves are the shared lifecycle's (``ccr.core.lifecycle``, the same transitions the
+local executor makes): this module maps the facts of Jobs and pods onto them.
 
 Level-based: ``decide`` looks only at the current state, never at which event arrived, so calling it
 again (timer, restart, a Job event, a pod event) is always safe.
@@ -16,31 +18,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ccr.core import lifecycle
+from ccr.core.lifecycle import START_PROBLEMS, Transition
 from ccr.core.model import (
+    START_TIMEOUT_DEFAULT_SECONDS,
+    TIMEOUT_DEFAULT_SECONDS,
     ConditionType,
     ErrorType,
     JobResult,
     Phase,
     TaskSpec,
     TaskStatus,
-    branch_for,
-    set_condition,
 )
-from ccr.core.redact import Redactor
 from ccr.operator.views import JobView, PodView, TaskView
 
-_REDACTOR = Redactor()  # token shapes only: the operator never holds the secret values themselves
-MESSAGE_MAX = 1024
 # After a cancel, the pods get the pipeline's grace period; past this extra margin we stop waiting.
 CANCEL_WAIT_MARGIN_SECONDS = 60
 JOB_LOST = "the Job was deleted before the task finished"
-
-
-def redact(text: str | None) -> str | None:
-    if text is None:
-        return None
-    out = _REDACTOR.redact(text)
-    return out if len(out) <= MESSAGE_MAX else out[: MESSAGE_MAX - 1] + "…"
+# A followUpOf naming no task (yet: the index may lag a moment behind kubectl apply) is refused after this.
+FOLLOW_UP_WAIT_SECONDS = 30
 
 
 class Action(enum.StrEnum):
@@ -51,12 +47,23 @@ class Action(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Transition:
-    """A Kubernetes Event to post: Normal or Warning."""
+class Limits:
+    """The operator's settings that ``decide`` applies (``OperatorSettings`` holds the configured ones)."""
 
-    warning: bool
-    reason: str
-    message: str
+    cancel_grace_seconds: int = 20
+    start_timeout_seconds: int = START_TIMEOUT_DEFAULT_SECONDS
+    default_timeout_seconds: int = TIMEOUT_DEFAULT_SECONDS
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What ``decide`` knows besides the task, its Job and pods."""
+
+    earlier: TaskView | None = None  # the task named by spec.followUpOf (None: none, or not in the index)
+    waiting_for: str | None = None  # the queue found this task's branch held by that running task
+    limits: Limits = Limits()
+    job_gone: bool = False  # the Job was looked up directly and does not exist (not just missing from the cache)
+    log_text: str | None = None  # the tail of the pod's log, read after FETCH_LOG ("" if unreadable)
 
 
 @dataclasses.dataclass
@@ -122,176 +129,192 @@ def _ts(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _condition_time(status: TaskStatus, type_: str) -> dt.datetime | None:
-    for c in status.conditions:
-        if c.type == type_:
-            return c.last_transition_time
-    return None
-
-
-class _Builder:
-    """Accumulates a new status from the old one, with conditions at the task's generation."""
-
-    def __init__(self, task: TaskView, old: TaskStatus) -> None:
-        self.task = task
-        self.old = old
-        self.new = old.model_copy(deep=True)
-        self.new.observed_generation = task.generation
-
-    def cond(self, type_: str, ok: bool | None, reason: str, message: str = "") -> None:
-        self.new.conditions = set_condition(
-            self.new.conditions, type_, ok, reason, redact(message) or "", self.task.generation
-        )
-
-
 def decide(
     task: TaskView,
     job: JobView | None,
     pods: Sequence[PodView],
     now: dt.datetime,
-    *,
-    job_gone: bool = False,
-    log_text: str | None = None,
-    cancel_grace_seconds: int = 20,
+    facts: Facts = Facts(),
 ) -> Decision:
-    """The status the task should have and the actions to take, from the facts only.
-
-    ``job_gone``: the Job was looked up directly and does not exist (not just missing from the cache).
-    ``log_text``: the tail of the pod's log, read after a ``FETCH_LOG`` action ("" if unreadable).
-    """
+    """The status the task should have and the actions to take, from the facts only."""
     old = current_status(task)
-    b = _Builder(task, old)
-    d = Decision(status=b.new)
+    actions: set[Action] = set()
+    d = Decision(_decide(task, old, job, pods, now, facts, actions), actions)
+    if Action.FETCH_LOG in actions:
+        pod = latest_pod(p for p in pods if p.task_uid in ("", task.uid))
+        d.log_pod = pod.name if pod else None
+    event = lifecycle.transition(old, d.status)
+    if event is not None:
+        d.events.append(event)
+    return d
+
+
+def _decide(
+    task: TaskView,
+    old: TaskStatus,
+    job: JobView | None,
+    pods: Sequence[PodView],
+    now: dt.datetime,
+    facts: Facts,
+    actions: set[Action],
+) -> TaskStatus:
+    gen = task.generation
     own_job = job if job is not None and job.task_uid in ("", task.uid) else None
     own_pods = [p for p in pods if p.task_uid in ("", task.uid)]
 
     if old.phase.terminal:
         # Terminal is sticky. Only make sure nothing of ours still runs (e.g. Failed/invalid after a race).
         if own_job is not None and own_job.finished is None and not own_job.deleting:
-            d.actions.add(Action.DELETE_JOB)
-        return d
+            actions.add(Action.DELETE_JOB)
+        return old
 
     spec, invalid = parse_spec(task.spec)
     if spec is None:
-        _finish(b, now, Phase.FAILED, ErrorType.INVALID, invalid or "invalid spec")
-        b.cond(ConditionType.ACCEPTED, False, "InvalidSpec", invalid or "")
         if own_job is not None and not own_job.deleting:
-            d.actions.add(Action.DELETE_JOB)
-        d.events.append(Transition(True, "InvalidSpec", redact(invalid) or ""))
-        return d
-    if not any(c.type == ConditionType.ACCEPTED for c in old.conditions):
-        b.cond(ConditionType.ACCEPTED, True, "Validated", "")
-    b.new.repo = b.new.repo or spec.repo
-    b.new.branch = b.new.branch or spec.branch or branch_for(task.name)
+            actions.add(Action.DELETE_JOB)
+        return lifecycle.reject(old, invalid or "invalid spec", generation=gen, now=now)
+
+    status = old
+    if old.phase is Phase.PENDING and lifecycle.condition(old, ConditionType.ACCEPTED) is None:
+        accepted = _accept(task, spec, old, facts.earlier, now)
+        if accepted is None:  # the task it follows is not (yet) known or accepted: look again later
+            if spec.cancel and own_job is None:
+                return lifecycle.cancelled(old, "cancelled before it started", generation=gen, now=now)
+            return old
+        if accepted.phase.terminal:
+            return accepted
+        status = accepted
+    elif status.branch is None and spec.follow_up_of is None:
+        status = status.model_copy(update={"branch": lifecycle.thread_branch(task.name)})  # a status from 0.1
 
     if spec.cancel and (own_job is None or own_job.finished is None):
-        return _decide_cancel(b, d, own_job, own_pods, now, cancel_grace_seconds)
+        return _decide_cancel(status, own_job, own_pods, now, facts.limits.cancel_grace_seconds, gen, actions)
 
     if own_job is None:
         if job is not None:
-            return d  # a Job of a previous task with the same name is still being collected: wait
-        if old.job_name and old.phase == Phase.RUNNING:
-            if not job_gone:
-                d.actions.add(Action.VERIFY_JOB_GONE)
-                return d
+            return status  # a Job of a previous task with the same name is still being collected: wait
+        if status.job_name and status.phase in (Phase.RUNNING, Phase.PENDING):
+            if not facts.job_gone:
+                actions.add(Action.VERIFY_JOB_GONE)
+                return status
             pod = latest_pod(own_pods)
             result = parse_result(pod.terminated.message) if pod and pod.terminated else None
             if result is not None:
-                _apply_result(b, result, pod.terminated.exit_code if pod and pod.terminated else 0, now)
-            else:
-                _finish(b, now, Phase.FAILED, ErrorType.EXIT_CODE, JOB_LOST)
-            d.events.append(_terminal_event(b.new))
-            return d
-        if old.phase != Phase.QUEUED:
-            b.new.phase = Phase.QUEUED
-            b.cond(ConditionType.STARTED, False, "Queued", "waiting for a free slot")
-            d.events.append(Transition(False, "Queued", "waiting for a free slot"))
-        d.actions.add(Action.ADMIT)
-        return d
+                code = pod.terminated.exit_code if pod and pod.terminated else None
+                return lifecycle.finished(status, result, exit_code=code, generation=gen, now=now)
+            return lifecycle.failed(status, ErrorType.EXIT_CODE, JOB_LOST, generation=gen, now=now)
+        holder = facts.waiting_for
+        reason = lifecycle.Reason.WAITING_FOR_TASK if holder else lifecycle.Reason.WAITING_FOR_SLOT
+        message = f"waiting for task {holder} (same branch) to finish" if holder else None
+        if status.phase is not Phase.QUEUED or status.reason != reason or status.message != message:
+            status = lifecycle.queue(status, reason, message, generation=gen, now=now)
+        actions.add(Action.ADMIT)
+        return status
 
     if own_job.deleting:
-        return d  # going away (by someone else); the next look decides
-    b.new.job_name = own_job.name
+        return status  # going away (by someone else); the next look decides
+    status = status.model_copy(update={"job_name": own_job.name})
     pod = latest_pod(own_pods)
 
     if own_job.finished is None:
-        if b.new.phase != Phase.RUNNING:
-            b.new.phase = Phase.RUNNING
-            d.events.append(Transition(False, "JobCreated", f"Job {own_job.name} created"))
         if pod is not None and pod.phase in ("Running", "Succeeded", "Failed"):
-            if not any(c.type == ConditionType.STARTED and c.status == "True" for c in old.conditions):
-                d.events.append(Transition(False, "Started", f"pod {pod.name} is running"))
-            b.new.pod_name = pod.name
-            b.new.start_time = b.new.start_time or _ts(pod.start_time) or now
-            b.cond(ConditionType.STARTED, True, "PodRunning", f"pod {pod.name}")
-        elif pod is not None:
-            b.new.pod_name = pod.name
-            b.cond(ConditionType.STARTED, False, pod.waiting_reason or "PodPending", pod.message or "")
-        else:
-            b.cond(ConditionType.STARTED, False, "JobCreated", f"Job {own_job.name}")
-        return d
+            start = _ts(pod.start_time) or now
+            return lifecycle.started(status, pod_name=pod.name, start_time=start, generation=gen, now=now)
+        problem = _start_problem(pod)
+        deadline = spec.start_timeout_seconds or facts.limits.start_timeout_seconds
+        since = _ts(own_job.created) or now
+        if (now - since).total_seconds() > deadline:
+            actions.add(Action.DELETE_JOB)
+            why = f": {problem[0]}: {problem[1]}".rstrip(": ") if problem else ""
+            text = f"the job did not start within {deadline}s{why}"
+            return lifecycle.failed(status, ErrorType.START_FAILED, text, generation=gen, now=now)
+        if pod is not None:
+            status = status.model_copy(update={"pod_name": pod.name})
+        if problem is not None:
+            return lifecycle.start_blocked(status, problem[0], problem[1], generation=gen, now=now)
+        return lifecycle.launching(status, job_name=own_job.name, generation=gen, now=now)
 
     # The Job finished: the result comes from the termination message, else the log's last line.
     result = None
     exit_code = 0 if own_job.finished == "Complete" else 1
     if pod is not None:
-        b.new.pod_name = pod.name
-        b.new.start_time = b.new.start_time or _ts(pod.start_time)
+        status = status.model_copy(update={"pod_name": pod.name})
         if pod.terminated is not None:
             exit_code = pod.terminated.exit_code
             result = parse_result(pod.terminated.message)
-        if result is None and log_text is None and pod.terminated is not None:
-            d.actions.add(Action.FETCH_LOG)
-            d.log_pod = pod.name
-            return d
+        if result is None and facts.log_text is None and pod.terminated is not None:
+            actions.add(Action.FETCH_LOG)
+            return status
         if result is None:
-            result = parse_result(log_text)
-    b.new.start_time = b.new.start_time or _ts(own_job.start_time)
+            result = parse_result(facts.log_text)
+    began = status.start_time or _ts(pod.start_time if pod else None) or _ts(own_job.start_time)
+    status = status.model_copy(update={"start_time": began})
     finished_at = _ts(own_job.completion_time) or (_ts(pod.terminated.finished_at) if pod and pod.terminated else None)
+    when = finished_at or now
     if own_job.finished == "Failed" and own_job.reason == "DeadlineExceeded":
-        if result is not None:
-            _apply_result(b, result, exit_code, now)
-        _finish(
-            b,
-            finished_at or now,
-            Phase.FAILED,
-            ErrorType.TIMEOUT,
-            f"the task ran past its deadline of {spec.timeout_seconds}s",
-        )
-    elif result is not None:
-        _apply_result(b, result, exit_code, finished_at or now)
-    elif own_job.finished == "Complete":
-        _finish(b, finished_at or now, Phase.SUCCEEDED, None, "the job succeeded without reporting a result")
-    else:
-        _finish(b, finished_at or now, Phase.FAILED, ErrorType.EXIT_CODE, _failure_text(own_job, pod))
-    d.events.append(_terminal_event(b.new))
-    return d
+        timeout = spec.timeout_seconds or facts.limits.default_timeout_seconds
+        text = f"the task ran past its deadline of {timeout}s"
+        return lifecycle.failed(status, ErrorType.TIMEOUT, text, result=result, generation=gen, now=when)
+    if result is None and own_job.finished == "Failed":
+        return lifecycle.failed(status, ErrorType.EXIT_CODE, _failure_text(own_job, pod), generation=gen, now=when)
+    return lifecycle.finished(status, result, exit_code=exit_code, generation=gen, now=when)
+
+
+def _accept(
+    task: TaskView, spec: TaskSpec, old: TaskStatus, earlier: TaskView | None, now: dt.datetime
+) -> TaskStatus | None:
+    """Queued on its branch; a follow-up on the branch of the task it follows (None: not decidable yet)."""
+    if spec.follow_up_of is None:
+        branch = lifecycle.thread_branch(task.name)
+        return lifecycle.accept(old, spec, branch=branch, repo=spec.repo, generation=task.generation, now=now)
+    if earlier is None:
+        age = (now - (_ts(task.created) or now)).total_seconds()
+        if age < FOLLOW_UP_WAIT_SECONDS:
+            return None
+        problem = f"followUpOf: there is no task {spec.follow_up_of!r} in namespace {task.namespace}"
+        return lifecycle.reject(old, problem, generation=task.generation, now=now)
+    first = current_status(earlier)
+    if first.branch is None and earlier.spec.get("followUpOf"):
+        return None  # it follows yet another task and is not accepted itself yet
+    branch = lifecycle.thread_branch(task.name, earlier.name, first.branch)
+    repo = spec.repo or first.repo or earlier.spec.get("repo")
+    return lifecycle.accept(old, spec, branch=branch, repo=repo, generation=task.generation, now=now)
+
+
+def _start_problem(pod: PodView | None) -> tuple[str, str] | None:
+    """(reason, message) when the pod will not start by itself: an image pull, a config error, no node."""
+    if pod is None:
+        return None
+    if pod.waiting_reason in START_PROBLEMS:
+        return pod.waiting_reason or "", pod.waiting_message or ""
+    if pod.unschedulable is not None:
+        return "Unschedulable", pod.unschedulable
+    return None
 
 
 def _decide_cancel(
-    b: _Builder, d: Decision, job: JobView | None, pods: Sequence[PodView], now: dt.datetime, grace: int
-) -> Decision:
+    status: TaskStatus,
+    job: JobView | None,
+    pods: Sequence[PodView],
+    now: dt.datetime,
+    grace: int,
+    gen: int,
+    actions: set[Action],
+) -> TaskStatus:
     alive = [p for p in pods if p.terminated is None and p.phase not in ("Succeeded", "Failed")]
     if job is not None and not job.deleting:
-        d.actions.add(Action.DELETE_JOB)
-    if job is None and (not alive or b.old.phase in (Phase.PENDING, Phase.QUEUED)):
+        actions.add(Action.DELETE_JOB)
+    if job is None and (not alive or status.phase in (Phase.PENDING, Phase.QUEUED)):
         pod = latest_pod(pods)
         result = parse_result(pod.terminated.message) if pod and pod.terminated else None
-        if result is not None and result.usage is not None:
-            b.new.usage = result.usage
-            b.new.pr_url = b.new.pr_url or result.pr_url
-        _finish(b, now, Phase.CANCELLED, ErrorType.CANCELLED, "cancelled on request")
-        d.events.append(Transition(False, "Cancelled", "cancelled on request"))
-        return d
-    since = _condition_time(b.old, ConditionType.COMPLETE)
-    if since is not None and (now - since).total_seconds() > grace + CANCEL_WAIT_MARGIN_SECONDS:
-        _finish(b, now, Phase.CANCELLED, ErrorType.CANCELLED, "cancelled on request (pods were slow to stop)")
-        d.events.append(Transition(True, "Cancelled", "cancelled; pods did not stop within the grace period"))
-        return d
-    if not any(c.type == ConditionType.COMPLETE and c.reason == "Cancelling" for c in b.old.conditions):
-        b.cond(ConditionType.COMPLETE, None, "Cancelling", "stopping the job")
-        d.events.append(Transition(False, "Cancelling", "stopping the job"))
-    return d
+        return lifecycle.cancelled(status, "cancelled on request", result=result, generation=gen, now=now)
+    since = lifecycle.condition(status, ConditionType.COMPLETE)
+    if since is not None and since.reason == lifecycle.Reason.CANCELLING:
+        if (now - since.last_transition_time).total_seconds() > grace + CANCEL_WAIT_MARGIN_SECONDS:
+            text = "cancelled on request (its pods were slow to stop)"
+            return lifecycle.cancelled(status, text, generation=gen, now=now)
+        return status
+    return lifecycle.cancelling(status, generation=gen, now=now)
 
 
 def _failure_text(job: JobView, pod: PodView | None) -> str:
@@ -301,48 +324,6 @@ def _failure_text(job: JobView, pod: PodView | None) -> str:
         if pod.terminated is not None:
             return f"the job exited with code {pod.terminated.exit_code} ({pod.terminated.reason or 'Error'})"
     return f"the Job failed: {job.reason or 'unknown reason'}: {job.message or ''}".rstrip(": ")
-
-
-def _apply_result(b: _Builder, result: JobResult, exit_code: int, when: dt.datetime) -> None:
-    s = b.new
-    s.repo = result.repo or s.repo
-    s.branch = result.branch or s.branch
-    s.pr_url = result.pr_url or s.pr_url
-    s.session_id = result.session_id or s.session_id
-    s.usage = result.usage or s.usage
-    s.reset_time = result.reset_time
-    phase = result.status if result.status.terminal else Phase.FAILED
-    error = result.error_type
-    if phase == Phase.SUCCEEDED and exit_code != 0:
-        phase, error = Phase.FAILED, ErrorType.EXIT_CODE
-    if phase == Phase.FAILED and error is None:
-        error = ErrorType.EXIT_CODE
-    if phase == Phase.CANCELLED:
-        error = ErrorType.CANCELLED
-    _finish(b, when, phase, error if phase != Phase.SUCCEEDED else None, result.message or "")
-
-
-def _finish(b: _Builder, when: dt.datetime, phase: Phase, error: ErrorType | None, message: str) -> None:
-    s = b.new
-    s.phase = phase
-    s.error_type = error
-    s.message = redact(message) or None
-    s.completion_time = s.completion_time or when
-    if s.pr_url:
-        b.cond(ConditionType.PR_OPENED, True, "PullRequestOpened", s.pr_url)
-    reason = phase.value if error is None else "".join(w.capitalize() for w in error.value.split("_"))
-    b.cond(ConditionType.COMPLETE, phase == Phase.SUCCEEDED, reason, message)
-
-
-def _terminal_event(status: TaskStatus) -> Transition:
-    if status.phase == Phase.SUCCEEDED:
-        text = f"succeeded: {status.pr_url}" if status.pr_url else "succeeded"
-        return Transition(False, "Succeeded", text)
-    return Transition(
-        status.phase != Phase.CANCELLED,
-        status.phase.value,
-        f"{status.error_type or 'failed'}: {status.message or ''}".rstrip(": "),
-    )
 
 
 def status_patch(old: Mapping[str, Any], new: TaskStatus) -> dict[str, Any] | None:
@@ -357,65 +338,14 @@ def status_patch(old: Mapping[str, Any], new: TaskStatus) -> dict[str, Any] | No
     return patch
 
 
-# --- the queue ---------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Slot:
-    """What a running (or starting) task occupies."""
-
-    key: tuple[str, str]
-    lane: tuple[str, str] | None  # (repo, branch) when known: one running task per lane
-
-
-def lane_of(task: TaskView, spec: TaskSpec | None) -> tuple[str, str] | None:
-    if spec is None or spec.repo is None:
-        return None  # the repository is picked at run time, and the branch is the task's own
-    return (spec.repo.lower(), spec.branch or branch_for(task.name))
-
-
-def queue_order(task: TaskView) -> tuple[int, str, str, str]:
-    """Higher priority first, then older first; names break ties so the order is total."""
-    priority = task.spec.get("priority", 0)
-    return (-int(priority) if isinstance(priority, int) else 0, task.created, task.namespace, task.name)
-
-
-def select_admissions(
-    candidates: Iterable[tuple[TaskView, TaskSpec]], running: Iterable[Slot], limit: int
-) -> list[TaskView]:
-    """Which queued tasks start now: in queue order, while slots are free, skipping busy lanes.
-
-    A task whose lane is busy does not block the ones behind it (it keeps its place for the next round).
-    """
-    slots = list(running)
-    free = limit - len(slots)
-    busy = {s.lane for s in slots if s.lane is not None}
-    chosen: list[TaskView] = []
-    if free <= 0:
-        return chosen
-    for task, spec in sorted(candidates, key=lambda c: queue_order(c[0])):
-        if free <= 0:
-            break
-        lane = lane_of(task, spec)
-        if lane is not None and lane in busy:
-            continue
-        chosen.append(task)
-        free -= 1
-        if lane is not None:
-            busy.add(lane)
-    return chosen
-
-
 __all__ = [
     "Action",
     "Decision",
-    "Slot",
+    "Facts",
+    "Limits",
     "Transition",
     "decide",
-    "lane_of",
     "parse_result",
     "parse_spec",
-    "queue_order",
-    "select_admissions",
     "status_patch",
 ]

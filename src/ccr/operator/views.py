@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from ccr.operator.builders import ARCHIVED_ANNOTATION, TASK_NAME_ANNOTATION, TASK_UID_LABEL
+from ccr.core.constants import ARCHIVED_ANNOTATION, SUBMITTED_ANNOTATION, TASK_NAME_ANNOTATION, TASK_UID_LABEL
 
 TaskKey = tuple[str, str]  # (namespace, name)
 # Not kept in the views: kubectl's copy of the whole object (the prompt again) and kopf's own bookkeeping.
@@ -23,7 +23,7 @@ class TaskView:
     name: str
     uid: str
     generation: int
-    created: str  # RFC 3339, sorts chronologically
+    created: str  # RFC 3339 to the microsecond (see ``submitted_at``): sorts chronologically
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     archived: bool = False
@@ -67,6 +67,8 @@ class PodView:
     waiting_reason: str | None  # e.g. ImagePullBackOff, CreateContainerConfigError
     terminated: Terminated | None
     disrupted: bool  # DisruptionTarget condition: evicted, preempted, node lost
+    waiting_message: str | None = None
+    unschedulable: str | None = None  # the scheduler's message while PodScheduled is False/Unschedulable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +85,7 @@ class JobView:
     completion_time: str | None
     deleting: bool
     ttl: int | None
+    created: str = ""
 
 
 def _owner_uid(meta: Mapping[str, Any]) -> str:
@@ -90,6 +93,15 @@ def _owner_uid(meta: Mapping[str, Any]) -> str:
         if ref.get("kind") == "ClaudeTask":
             return str(ref.get("uid", ""))
     return str((meta.get("labels") or {}).get(TASK_UID_LABEL, ""))
+
+
+def submitted_at(meta: Mapping[str, Any]) -> str:
+    """When the task was submitted, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: the API's annotation (to the microsecond),
+    else the creation timestamp (to the second). The queue's order among tasks of equal priority."""
+    stamp = (meta.get("annotations") or {}).get(SUBMITTED_ANNOTATION) or meta.get("creationTimestamp") or ""
+    if stamp.endswith("Z") and "." not in stamp:
+        stamp = stamp[:-1] + ".000000Z"
+    return str(stamp)
 
 
 def task_view(body: Mapping[str, Any]) -> TaskView:
@@ -100,7 +112,7 @@ def task_view(body: Mapping[str, Any]) -> TaskView:
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
         generation=int(meta.get("generation") or 1),
-        created=meta.get("creationTimestamp") or "",
+        created=submitted_at(meta),
         spec=dict(body.get("spec") or {}),
         status=dict(body.get("status") or {}),
         archived=annotations.get(ARCHIVED_ANNOTATION) == "true",
@@ -130,6 +142,7 @@ def job_view(body: Mapping[str, Any]) -> JobView:
         completion_time=status.get("completionTime"),
         deleting=bool(meta.get("deletionTimestamp")),
         ttl=int(ttl) if ttl is not None else None,
+        created=meta.get("creationTimestamp") or "",
     )
 
 
@@ -137,7 +150,7 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
     meta = body.get("metadata", {})
     status = body.get("status") or {}
     terminated = None
-    waiting = None
+    waiting: Mapping[str, Any] = {}
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
         if "terminated" in state and state["terminated"] is not None:
@@ -149,9 +162,17 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
                 finished_at=t.get("finishedAt"),
             )
         elif "waiting" in state and state["waiting"] is not None:
-            waiting = state["waiting"].get("reason")
+            waiting = state["waiting"]
     conditions = status.get("conditions") or []
     disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+    unschedulable = next(
+        (
+            str(c.get("message") or "no node fits the pod")
+            for c in conditions
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+        ),
+        None,
+    )
     labels = meta.get("labels") or {}
     return PodView(
         namespace=meta.get("namespace", ""),
@@ -164,7 +185,9 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
         deleting=bool(meta.get("deletionTimestamp")),
         reason=status.get("reason"),
         message=status.get("message"),
-        waiting_reason=waiting,
+        waiting_reason=waiting.get("reason"),
         terminated=terminated,
         disrupted=disrupted,
+        waiting_message=waiting.get("message"),
+        unschedulable=unschedulable,
     )

@@ -1,83 +1,115 @@
-"""Tasks: the original runner's endpoints (submit, status, logs, list) plus cancel, retry, events."""
+"""Tasks: the original runner's endpoints (submit, status, logs, list) plus cancel, retry, follow-up, events.
+
+Thin adapters: a request model in, one call of ``ccr.core.services`` (or a store read), a ``TaskView`` out.
+The services' domain errors become 404/409/422 in ``ccr.api.errors``.
+"""
 
 from __future__ import annotations
 
-import secrets
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
 
 from ccr.api.deps import StoreDep, current_user
-from ccr.api.views import TaskView, ViewCache
-from ccr.core.model import TaskSpec
-from ccr.core.store import TaskNotFound, TaskRecord, TaskStore
+from ccr.api.views import TaskView, ViewCache, parse_statuses
+from ccr.core import services
+from ccr.core.model import Prompt, TaskSpec
+from ccr.core.store import LIST_CAP, PAGE_DEFAULT, TaskQuery, page
 
 router = APIRouter(tags=["tasks"], dependencies=[Depends(current_user)])
 
-
-def new_task_id() -> str:
-    return secrets.token_hex(6)
-
-
-async def _get(store: TaskStore, task_id: str) -> TaskRecord:
-    try:
-        return await store.get(task_id)
-    except TaskNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task with id {task_id!r}") from None
-
-
-async def submit(store: TaskStore, spec: TaskSpec) -> TaskRecord:
-    """Create a task; a follow-up continues the earlier task's repository, branch and pull request."""
-    if spec.follow_up_of:
-        earlier = await _get(store, spec.follow_up_of)
-        spec = spec.model_copy(
-            update={
-                "repo": spec.repo or earlier.status.repo or earlier.spec.repo,
-                "branch": spec.branch or earlier.status.branch or earlier.spec.branch,
-            }
-        )
-    return await store.create(new_task_id(), spec.model_copy(update={"cancel": False}))
-
-
-@router.post("/task", status_code=status.HTTP_200_OK, summary="Submit a task")
-async def create_task(spec: Annotated[TaskSpec, Body()], store: StoreDep) -> TaskView:
-    return TaskView.of(await submit(store, spec))
-
-
-@router.get("/task/{task_id}", summary="A task's status")
-async def get_task(task_id: str, store: StoreDep) -> TaskView:
-    return TaskView.of(await _get(store, task_id))
-
-
+# Transcript positions: far beyond any real transcript, well inside SQLite's integers.
+SEQ_MAX = 2**53
+_EVENT_ID = re.compile(r"^[0-9]{1,15}$")
 _views = ViewCache()
 
 
-@router.get("/tasks", summary="All tasks, newest first", response_model=list[TaskView])
-async def list_tasks(store: StoreDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
-    return Response(_views.many(await store.list(limit)), media_type="application/json")
+class FollowUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Prompt
 
 
-@router.post("/task/{task_id}/cancel", summary="Cancel a queued or running task")
-async def cancel_task(task_id: str, store: StoreDep) -> TaskView:
-    await _get(store, task_id)
-    return TaskView.of(await store.cancel(task_id))
+class Retry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: services.RetryMode | None = None  # default: continue after capacity_reached, timeout, cancelled
 
 
-@router.post("/task/{task_id}/retry", summary="Run a finished task again, as a new task")
-async def retry_task(task_id: str, store: StoreDep) -> TaskView:
-    earlier = await _get(store, task_id)
-    if not earlier.status.phase.terminal:
-        raise HTTPException(status.HTTP_409_CONFLICT, "the task has not finished yet; cancel it first")
-    return TaskView.of(await submit(store, earlier.spec))
+def _json(body: bytes, **headers: str) -> Response:
+    return Response(body, media_type="application/json", headers=headers)
 
 
-@router.post("/task/{task_id}/followup", summary="Continue a task's branch and pull request with a new prompt")
-async def follow_up(task_id: str, store: StoreDep, prompt: Annotated[str, Body(embed=True, min_length=1)]) -> TaskView:
-    earlier = await _get(store, task_id)
-    spec = earlier.spec.model_copy(update={"prompt": prompt, "follow_up_of": task_id, "branch": None})
-    return TaskView.of(await submit(store, TaskSpec.model_validate(spec.model_dump())))
+@router.post("/task", summary="Submit a task", response_model=TaskView)
+async def create_task(spec: Annotated[TaskSpec, Body()], store: StoreDep) -> Response:
+    return _json(_views.one(await services.submit(store, spec)))
+
+
+@router.get("/task/{task_id}", summary="A task's status", response_model=TaskView)
+async def get_task(task_id: str, store: StoreDep) -> Response:
+    return _json(_views.one(await store.get(task_id)))
+
+
+@router.get(
+    "/tasks",
+    summary="Tasks, newest first: filtered, and paged with a cursor",
+    response_model=list[TaskView],
+    description=f"Without `limit` and `before` the answer holds every matching task up to {LIST_CAP} (the "
+    f"original runner's shape). With either, a page of `limit` tasks (default {PAGE_DEFAULT}); a `Link` header "
+    '`<...?before=ID&limit=N>; rel="next"` points at the next page while there is one.',
+)
+async def list_tasks(
+    request: Request,
+    store: StoreDep,
+    status_: Annotated[
+        str | None, Query(alias="status", max_length=200, description="queued,running,completed,failed,...")
+    ] = None,
+    repo: Annotated[str | None, Query(max_length=200, description="owner/name")] = None,
+    q: Annotated[str | None, Query(max_length=1000, description="text in the prompt")] = None,
+    before: Annotated[str | None, Query(max_length=253, description="the last id of the previous page")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=LIST_CAP)] = None,
+) -> Response:
+    try:
+        statuses = parse_statuses(status_)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    paged = limit is not None or before is not None
+    size = (limit or PAGE_DEFAULT) if paged else LIST_CAP
+    query = TaskQuery(statuses=statuses, repo=repo, text=q, before=before, limit=size)
+    tasks, more = page(await store.list(), query)
+    headers = {}
+    if more and tasks:
+        following = request.url.include_query_params(before=tasks[-1].id, limit=size)
+        headers["Link"] = f'<{following}>; rel="next"'
+    return _json(_views.many(tasks), **headers)
+
+
+@router.post("/task/{task_id}/cancel", summary="Cancel a queued or running task", response_model=TaskView)
+async def cancel_task(task_id: str, store: StoreDep) -> Response:
+    return _json(_views.one(await services.cancel(store, task_id)))
+
+
+@router.post(
+    "/task/{task_id}/retry",
+    summary="Run a finished task again: continue its branch and PR, or start fresh",
+    response_model=TaskView,
+)
+async def retry_task(task_id: str, store: StoreDep, body: Annotated[Retry | None, Body()] = None) -> Response:
+    mode = body.mode if body is not None else None
+    return _json(_views.one(await services.retry(store, task_id, mode)))
+
+
+@router.post(
+    "/task/{task_id}/followup",
+    summary="Continue a task's branch and pull request with a new prompt",
+    response_model=TaskView,
+)
+async def follow_up(task_id: str, store: StoreDep, body: Annotated[FollowUp, Body()]) -> Response:
+    return _json(_views.one(await services.follow_up(store, task_id, body.prompt)))
 
 
 @router.get(
@@ -86,9 +118,9 @@ async def follow_up(task_id: str, store: StoreDep, prompt: Annotated[str, Body(e
     response_class=StreamingResponse,
 )
 async def task_logs(
-    task_id: str, store: StoreDep, follow: bool = True, after: Annotated[int, Query(ge=0)] = 0
+    task_id: str, store: StoreDep, follow: bool = True, after: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0
 ) -> StreamingResponse:
-    await _get(store, task_id)
+    await store.get(task_id)
 
     async def lines() -> AsyncIterator[str]:
         if follow:
@@ -110,10 +142,12 @@ async def task_events(
     task_id: str,
     store: StoreDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
 ) -> StreamingResponse:
-    await _get(store, task_id)
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    await store.get(task_id)
+    if last_event_id is not None and not _EVENT_ID.match(last_event_id):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Last-Event-ID must be a line number")
+    start = int(last_event_id) if last_event_id is not None else after
 
     async def events() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"

@@ -107,10 +107,19 @@
   var ADVICE = {};
   try { ADVICE = JSON.parse(document.getElementById('advice-data').textContent); } catch (e) { ADVICE = {}; }
 
-  function advice(errorType, resetTime) {
-    var text = ADVICE[errorType];
+  function advice(errorType, resetTime, authTarget) {
+    var auth = errorType === 'auth_expired' && ADVICE.auth ? ADVICE.auth[authTarget] : null;
+    var text = auth || (ADVICE.errors || {})[errorType];
     if (!text) return null;
     return text.replace('{reset}', resetTime ? ' (' + fmtReset(resetTime) + ')' : '');
+  }
+
+  // The server's Changes.summary(), for the result card.
+  function changesText(c) {
+    if (!c.commits && !c.filesChanged) return 'no commits';
+    var n = function (k, word) { return k + ' ' + word + (k === 1 ? '' : 's'); };
+    return n(c.commits || 0, 'commit') + ', ' + n(c.filesChanged || 0, 'file') +
+      ' (+' + (c.additions || 0) + ' -' + (c.deletions || 0) + ')';
   }
 
   // --- tools ------------------------------------------------------------------------------------------
@@ -353,10 +362,11 @@
       if (typeof u.costUsd === 'number') stats.appendChild(el('span', null, 'cost $' + u.costUsd.toFixed(2)));
       if (u.turns !== undefined) stats.appendChild(el('span', null, u.turns + ' turns'));
       if (u.durationMs !== undefined) stats.appendChild(el('span', null, fmtSeconds(u.durationMs)));
+      if (ev.changes) stats.appendChild(el('span', 'changes', changesText(ev.changes)));
       if (ev.prUrl) stats.appendChild(link(ev.prUrl, 'pull request'));
       card.appendChild(stats);
       if (ev.message) card.appendChild(el('div', null, ev.message));
-      var what = advice(ev.errorType, ev.resetTime);
+      var what = advice(ev.errorType, ev.resetTime, ev.authTarget);
       if (what) card.appendChild(el('p', 'advice', what));
       node.appendChild(card);
     } else if (kind === 'raw') {

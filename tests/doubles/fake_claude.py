@@ -16,6 +16,7 @@ else ``success``:
     crash              init event, a plain-text line on stdout, a stack trace on stderr, exit 2, no result
     hang[:ignore_term] init event, then sleep forever (ignore_term: ignore SIGTERM, needs SIGKILL)
     slow:N:SECONDS     commit+push, leave an uncommitted edit, then N text events SECONDS apart, success
+    noop               succeed without changing anything
     leak               print the environment's secret values on stdout and stderr (split across writes)
     ambiguous          (orchestrator, --json-schema) answer repo=null
 
@@ -236,6 +237,14 @@ def worker_success(args: list[str], cwd: str, model: str | None) -> int:
     return 0
 
 
+def worker_noop(args: list[str], cwd: str, model: str | None) -> int:
+    """Succeeds without changing anything (a question answered, a task found already done)."""
+    emit(init_event(cwd, model))
+    text("Nothing to change: the repository already does this.")
+    result("Nothing to change: the repository already does this.")
+    return 0
+
+
 def worker_slow(args: list[str], cwd: str, model: str | None) -> int:
     count = int(args[0]) if args and args[0] else 20
     interval = float(args[1]) if len(args) > 1 and args[1] else 0.2
@@ -315,6 +324,7 @@ def replayer(name: str, code: int) -> Scenario:
 WORKER: dict[str, Scenario] = {
     "success": worker_success,
     "slow": worker_slow,
+    "noop": worker_noop,
     "leak": worker_leak,
     "max_turns": worker_max_turns,
     "crash": worker_crash,

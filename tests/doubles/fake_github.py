@@ -65,6 +65,7 @@ class _Repo:
     id: int
     pulls: list[dict[str, Any]] = field(default_factory=list)
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    refuse_after_pr: str | None = None
 
 
 class FakeGitHub:
@@ -141,10 +142,45 @@ class FakeGitHub:
             _git("add", "--all", cwd=work)
             _git("commit", "--quiet", "-m", "Initial commit", cwd=work)
             _git("push", "--quiet", str(bare), f"HEAD:refs/heads/{default_branch}", cwd=work)
+        self._install_push_rules(bare, default_branch)
         with self._lock:
             self._next_id += 1
             self._repos[full_name.lower()] = _Repo(full_name, default_branch, description, private, self._next_id)
         return bare
+
+    def _install_push_rules(self, bare: Path, default_branch: str) -> None:
+        """A pre-receive hook: pushes to the default branch are refused and recorded (no ccr task may ever
+        write there; ``default_branch_pushes`` lets the suite assert it never tried), and every push is
+        refused while ``refuse-pushes`` exists (see ``refuse_pushes_after_pr``)."""
+        hook = bare / "hooks" / "pre-receive"
+        hook.write_text(
+            "#!/bin/sh\n"
+            "while read old new ref; do\n"
+            f'  if [ "$ref" = "refs/heads/{default_branch}" ]; then\n'
+            f'    echo "$ref" >> "{self.default_push_log}"\n'
+            f'    echo "fake GitHub: pushes to the default branch ({default_branch}) are refused" >&2\n'
+            "    exit 1\n"
+            "  fi\n"
+            "done\n"
+            'if [ -f "$GIT_DIR/refuse-pushes" ]; then cat "$GIT_DIR/refuse-pushes" >&2; exit 1; fi\n'
+        )
+        hook.chmod(0o755)
+
+    @property
+    def default_push_log(self) -> Path:
+        return self._dir / "default-branch-pushes.log"
+
+    def default_branch_pushes(self) -> list[str]:
+        """Refs of every push to a repository's default branch that was tried (and refused)."""
+        if not self.default_push_log.exists():
+            return []
+        return self.default_push_log.read_text().split()
+
+    def refuse_pushes_after_pr(self, full_name: str, message: str = "fake GitHub: push refused") -> None:
+        """From the moment a pull request is opened in ``full_name``, refuse every push to it: the draft PR
+        and its start commit exist, the work after them cannot be pushed (a push failure)."""
+        with self._lock:
+            self._repo(full_name).refuse_after_pr = message
 
     def bare_path(self, full_name: str) -> Path:
         return self.repo_root / f"{full_name}.git"
@@ -167,6 +203,14 @@ class FakeGitHub:
         except subprocess.CalledProcessError:
             return []
         return out.split()
+
+    def git_log(self, full_name: str, branch: str) -> list[str]:
+        """``<sha> <subject>`` of every commit on ``branch``, newest first."""
+        try:
+            out = _git("log", "--format=%h %s", f"refs/heads/{branch}", cwd=self.bare_path(full_name))
+        except subprocess.CalledProcessError:
+            return []
+        return out.splitlines()
 
     def file_at(self, full_name: str, ref: str, path: str) -> str:
         return _git("show", f"{ref}:{path}", cwd=self.bare_path(full_name))
@@ -304,6 +348,7 @@ class FakeGitHub:
             "html_url": f"{self.server_url}/{repo.full_name}/pull/{number}",
             "url": f"{self.api_url}/repos/{repo.full_name}/pulls/{number}",
             "state": "open",
+            "merged_at": None,
             "draft": bool(body.get("draft", False)),
             "title": body.get("title", ""),
             "body": body.get("body", ""),
@@ -313,6 +358,8 @@ class FakeGitHub:
             "updated_at": _now(),
         }
         repo.pulls.append(pull)
+        if repo.refuse_after_pr is not None:
+            (self.bare_path(repo.full_name) / "refuse-pushes").write_text(repo.refuse_after_pr + "\n")
         return 201, pull, {}
 
     def _branches_unlocked(self, full_name: str) -> list[str]:

@@ -22,6 +22,8 @@ def fake_github() -> Iterator[FakeGitHub]:
     gh = FakeGitHub(token=f"fake-gh-token-{secrets.token_hex(16)}").start()
     try:
         yield gh
+        # Whatever the test did: no task ever tried to write to a repository's default branch.
+        assert gh.default_branch_pushes() == [], f"pushes to a default branch: {gh.default_branch_pushes()}"
     finally:
         gh.stop()
 

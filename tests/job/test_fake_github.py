@@ -64,3 +64,33 @@ def test_pull_requests_need_an_existing_head(fake_github: FakeGitHub) -> None:
         json={"title": "t", "head": "nope", "base": "main", "draft": True},
     )
     assert response.status_code == 422 and fake_github.pulls("o/r") == []
+
+
+def test_pushes_to_the_default_branch_are_refused_and_recorded(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    """What lets the whole suite assert that no task ever wrote to a default branch (the fixture checks it)."""
+    fake_github.add_repo("o/r", files={"a.txt": "A"})
+    right = f"!f() {{ echo username=x-access-token; echo password={fake_github.token}; }}; f"
+    work = tmp_path / "clone"
+    assert _git("clone", "-q", f"{fake_github.server_url}/o/r.git", str(work), helper=right).returncode == 0
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x", cwd=work)
+    refused = _git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=work, helper=right)
+    assert refused.returncode != 0 and "default branch" in refused.stderr
+    assert fake_github.default_branch_pushes() == ["refs/heads/main"]
+    assert len(fake_github.branch_commits("o/r", "main")) == 1
+    fake_github.default_push_log.unlink()  # this test tried on purpose; the fixture's check stays for the rest
+
+
+def test_refuse_pushes_after_pr(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    fake_github.add_repo("o/r")
+    fake_github.refuse_pushes_after_pr("o/r", "protected")
+    right = f"!f() {{ echo username=x-access-token; echo password={fake_github.token}; }}; f"
+    work = tmp_path / "clone"
+    _git("clone", "-q", f"{fake_github.server_url}/o/r.git", str(work), helper=right)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x", cwd=work)
+    assert _git("push", "-q", "origin", "HEAD:refs/heads/topic", cwd=work, helper=right).returncode == 0
+    headers = {"Authorization": f"Bearer {fake_github.token}"}
+    pr = {"title": "t", "head": "topic", "base": "main", "draft": True}
+    assert httpx.post(f"{fake_github.api_url}/repos/o/r/pulls", headers=headers, json=pr).status_code == 201
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "y", cwd=work)
+    refused = _git("push", "-q", "origin", "HEAD:refs/heads/topic", cwd=work, helper=right)
+    assert refused.returncode != 0 and "protected" in refused.stderr

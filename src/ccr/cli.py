@@ -13,9 +13,7 @@ from typing import Any
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ccr.api.app import create_app
+    from ccr.api.server import serve
     from ccr.core.logging import setup_logging
     from ccr.core.settings import Settings
 
@@ -28,14 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     settings = Settings().model_copy(update=overrides)
     setup_logging()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
-    )
+    serve(settings)
     return 0
 
 

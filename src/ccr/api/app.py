@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-from fastapi import FastAPI, Request, Response, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from ccr import __version__
 from ccr.api import errors
 from ccr.api.auth import AuthStore
+from ccr.api.guard import Guard, HostPolicy, is_loopback
 from ccr.api.routes import auth, health, tasks, tokens
 from ccr.core.settings import Backend, Settings, get_settings
 from ccr.core.store import TaskStore
@@ -21,17 +24,26 @@ from ccr.core.store import TaskStore
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # a 256 KB prompt, JSON-escaped, fits with room to spare
-# Paths a browser may open before the admin exists.
-_OPEN_PATHS = ("/setup", "/health", "/static/", "/docs", "/openapi.json", "/metrics")
+# What the server keeps in the data directory besides its top-level files (databases, session_secret).
+_PRIVATE_DIRS = ("tasks", "work", "transcripts")
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-# Swagger UI (served from the package, no CDN) starts itself with an inline script.
-_DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
-    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
-)
+
+def private_data_dir(data_dir: Path) -> None:
+    """Create the data directory private to the server's user (0700, its files 0600), and make one that an
+    older version left readable to others private too: another local user could read the password hash from
+    ``auth.db-wal`` or every task's prompt from ``ccr.db``. What lies deeper is behind these 0700 directories."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    targets = [(data_dir, 0o700)] + [(data_dir / name, 0o700) for name in _PRIVATE_DIRS]
+    targets += [(entry, 0o600) for entry in data_dir.iterdir() if entry.is_file()]
+    for path, mode in targets:
+        with contextlib.suppress(FileNotFoundError):
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & ~mode:
+                continue  # a link is not ours to follow; a private path stays as it is
+            try:
+                path.chmod(mode)
+            except PermissionError:  # e.g. a volume root owned by root, shared through fsGroup
+                log.warning("cannot make %s private (mode %o): not our own", path, stat.S_IMODE(info.st_mode))
 
 
 def build_store(settings: Settings) -> TaskStore:
@@ -46,7 +58,7 @@ def build_store(settings: Settings) -> TaskStore:
 
 def create_app(settings: Settings | None = None, store: TaskStore | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings.data_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +67,8 @@ def create_app(settings: Settings | None = None, store: TaskStore | None = None)
             settings.data_dir,
             settings.session_secret.get_secret_value() if settings.session_secret else None,
             settings.session_max_age_seconds,
+            # Beyond loopback, anyone on the network could reach a fresh server before its owner does.
+            require_setup_code=not is_loopback(settings.host),
         )
         await app.state.auth.start()
         await app.state.store.start()
@@ -70,6 +84,7 @@ def create_app(settings: Settings | None = None, store: TaskStore | None = None)
         description="Submit coding tasks to Claude Code; each becomes a draft pull request. "
         "Authenticate with `Authorization: Bearer ccr_...` (make one on the dashboard's token page).",
         lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,  # 413 above it, counted as read: chunked bodies too, never buffered whole
     )
     app.state.settings = settings
 
@@ -89,24 +104,8 @@ def create_app(settings: Settings | None = None, store: TaskStore | None = None)
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-        path = request.url.path
-        if (
-            request.method == "GET"
-            and not request.app.state.auth.has_admin
-            and not path.startswith(_OPEN_PATHS)
-            and "text/html" in request.headers.get("accept", "")
-        ):
-            return RedirectResponse("/setup", status.HTTP_303_SEE_OTHER)
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", _DOCS_CSP if path.startswith("/docs") else CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
+    # The guard goes outside Starlette's ServerErrorMiddleware (``add_middleware`` would put it inside), so a
+    # 500 carries the security headers too. Built here, once everything is registered.
+    hosts = HostPolicy.for_server(settings.host, settings.allowed_hosts)
+    app.middleware_stack = Guard(app.build_middleware_stack(), hosts, lambda: not app.state.auth.has_admin)
     return app

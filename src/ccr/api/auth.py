@@ -1,8 +1,11 @@
 """Accounts, sessions and API tokens, stored in SQLite under the data directory.
 
 - One admin, ever: a singleton row that a second INSERT cannot create, whatever the concurrency.
-- Passwords hashed with Argon2 (pwdlib); bcrypt hashes from the original runner verify and are
-  upgraded to Argon2 at the next login.
+- Passwords hashed with Argon2 (pwdlib), in a small thread pool: the event loop never waits on a hash.
+  bcrypt hashes from the original runner verify the way its bcryptjs did (the first 72 bytes of the
+  UTF-8 password) and are upgraded to Argon2, of the whole password, at that login.
+- Beyond loopback, the first-run setup needs a one-time code printed to the server's log (as Jenkins
+  does), so nobody else on the network can claim the admin account of a fresh server first.
 - Sessions are server-side rows: logout deletes the row, so a copied cookie dies with it. The cookie
   carries a random id signed with SESSION_SECRET.
 - API tokens (``ccr_...``) are stored only as SHA-256 hashes (they are 240-bit random, so a fast hash is
@@ -11,16 +14,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
@@ -54,7 +64,40 @@ SCHEMA = [
     )""",
 ]
 
-_hasher = PasswordHash((Argon2Hasher(), BcryptHasher()))
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BCRYPT_MAX_BYTES = 72
+
+
+class LegacyBcryptHasher(BcryptHasher):
+    """Verifies the original runner's bcrypt hashes as its library did; never makes new ones.
+
+    The original hashed with bcryptjs 2.4.3, which keys bcrypt with the UTF-8 bytes of the password and uses
+    only the first 72 of them (the algorithm's limit, cut mid-character if need be). The bcrypt package
+    refuses longer passwords instead (ValueError, a 500 at login), so cut them here the same way.
+    """
+
+    def verify(self, password: str | bytes, hash: str | bytes) -> bool:
+        raw = password.encode() if isinstance(password, str) else password
+        return super().verify(raw[:BCRYPT_MAX_BYTES], hash)
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        raise NotImplementedError("new passwords are hashed with Argon2")
+
+
+_hasher = PasswordHash((Argon2Hasher(), LegacyBcryptHasher()))
+# Argon2 takes 64 MiB and ~0.1 s of CPU per hash: two at a time, off the event loop, whatever the load.
+_hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ccr-password")
+
+
+async def _off_loop(fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool, fn)
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings from anywhere (a cookie, a header): compared as bytes, since
+    ``hmac.compare_digest`` raises on non-ASCII ``str``."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _sha256(value: str) -> str:
@@ -74,25 +117,42 @@ class TokenInfo:
 
 
 class AuthStore:
-    def __init__(self, data_dir: Path, session_secret: str | None, session_max_age: int) -> None:
+    def __init__(
+        self, data_dir: Path, session_secret: str | None, session_max_age: int, *, require_setup_code: bool = False
+    ) -> None:
         self.db = Database(data_dir / "auth.db", SCHEMA)
         self._secret = (session_secret or self._stored_secret(data_dir)).encode()
         self.session_max_age = session_max_age
         self.has_admin = False
         self._legacy = data_dir / "auth.json"
+        self._require_setup_code = require_setup_code
+        self.setup_code: str | None = None  # while set, /setup needs it
 
     @staticmethod
     def _stored_secret(data_dir: Path) -> str:
         """Without SESSION_SECRET, a random one kept in the data directory: sessions survive restarts."""
         path = data_dir / "session_secret"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from its first byte
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
 
     async def start(self) -> None:
         await self._import_legacy()
         self.has_admin = await self.db.fetchone("SELECT 1 FROM admin") is not None
+        if self._require_setup_code and not self.has_admin:
+            self.setup_code = "-".join(secrets.token_hex(3) for _ in range(4))  # 96 bits, easy to read out
+            log.warning(
+                "no admin account yet: open the dashboard and enter this setup code (it works once): %s",
+                self.setup_code,
+                extra={"setup_code": self.setup_code},
+            )
+
+    def setup_code_matches(self, code: str | None) -> bool:
+        return self.setup_code is None or (code is not None and _same(code.strip().lower(), self.setup_code))
 
     def close(self) -> None:
         self.db.close()
@@ -117,7 +177,7 @@ class AuthStore:
     # --- admin ------------------------------------------------------------------------------------
     async def create_admin(self, username: str, password: str) -> bool:
         """True if this call created the admin; False if one exists (also under a concurrent race)."""
-        password_hash = _hasher.hash(password)
+        password_hash = await _off_loop(lambda: _hasher.hash(password))
         try:
             await self.db.execute(
                 "INSERT INTO admin (singleton, username, password_hash, created) VALUES (1, ?, ?, ?)",
@@ -126,15 +186,20 @@ class AuthStore:
         except sqlite3.IntegrityError:
             return False
         self.has_admin = True
+        self.setup_code = None
         return True
 
     async def check_password(self, username: str, password: str) -> bool:
         row = await self.db.fetchone("SELECT username, password_hash FROM admin")
         if row is None:
-            _hasher.hash(password)  # same work as a real check: no timing oracle for "no such user"
+            await _off_loop(lambda: _hasher.hash(password))  # the work of a real check: no "no such user" oracle
             return False
-        valid, upgraded = _hasher.verify_and_update(password, row["password_hash"])
-        valid = valid and hmac.compare_digest(row["username"].encode(), username.encode())
+        try:
+            valid, upgraded = await _off_loop(lambda: _hasher.verify_and_update(password, row["password_hash"]))
+        except UnknownHashError:
+            log.error("the stored password hash is of no known kind; nobody can log in until it is replaced")
+            return False
+        valid = valid and _same(row["username"], username)
         if valid and upgraded:
             await self.db.execute("UPDATE admin SET password_hash = ?", (upgraded,))
         return valid
@@ -146,6 +211,9 @@ class AuthStore:
     # --- sessions ---------------------------------------------------------------------------------
     def _sign(self, value: str) -> str:
         return hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_matches(self, token: str, cookie: str) -> bool:
+        return _same(token, self.csrf_token(cookie))
 
     async def new_session(self, username: str) -> str:
         """Returns the cookie value ``<id>.<signature>``."""
@@ -160,7 +228,7 @@ class AuthStore:
         if not cookie or "." not in cookie:
             return None
         session_id, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(signature, self._sign(session_id)):
+        if not _same(signature, self._sign(session_id)):
             return None
         row = await self.db.fetchone(
             "SELECT username FROM sessions WHERE id_hash = ? AND expires > ?",
@@ -212,23 +280,30 @@ class AuthStore:
 
 
 class LoginThrottle:
-    """Failed logins per client address: after ``limit`` failures within ``window`` seconds, wait."""
+    """Failed attempts per client address: after ``limit`` failures within ``window`` seconds, wait.
+
+    An attempt counts as failed from the moment it is let through (``attempt``) until it succeeds, with no
+    ``await`` in between: 40 parallel wrong logins evaluate ``limit`` passwords, not more.
+    """
+
+    MAX_CLIENTS = 10_000  # addresses remembered; beyond, the oldest go (a flood of addresses cannot fill memory)
 
     def __init__(self, limit: int = 5, window: float = 300.0) -> None:
         self.limit = limit
         self.window = window
         self._failures: dict[str, list[float]] = {}
 
-    def retry_after(self, client: str) -> int:
-        """Seconds the client must wait, 0 if it may try now."""
-        recent = [t for t in self._failures.get(client, []) if t > time.monotonic() - self.window]
-        self._failures[client] = recent
-        if len(recent) < self.limit:
-            return 0
-        return max(1, int(recent[0] + self.window - time.monotonic()) + 1)
-
-    def failed(self, client: str) -> None:
-        self._failures.setdefault(client, []).append(time.monotonic())
+    def attempt(self, client: str) -> int:
+        """0 if the client may try now (the try is counted as failed until ``succeeded``), else seconds to wait."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.pop(client, []) if t > now - self.window]
+        if len(recent) >= self.limit:
+            self._failures[client] = recent
+            return max(1, int(recent[0] + self.window - now) + 1)
+        self._failures[client] = [*recent, now]  # re-inserted: the dict stays in order of last attempt
+        while len(self._failures) > self.MAX_CLIENTS:
+            self._failures.pop(next(iter(self._failures)))
+        return 0
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)

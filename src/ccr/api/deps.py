@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -70,7 +69,7 @@ async def session_user(request: Request, auth: AuthDep) -> str | None:
             ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
             token = str((await request.form()).get("csrf_token") or "")
-        valid_token = bool(token) and hmac.compare_digest(str(token), auth.csrf_token(cookie))
+        valid_token = bool(token) and auth.csrf_matches(str(token), cookie)
         if not (valid_token or same_origin(request)):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused (CSRF check)")
     return user

@@ -7,6 +7,8 @@ every write is a committed transaction before the awaiting caller continues (WAL
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 class Database:
@@ -25,6 +28,12 @@ class Database:
 
     @staticmethod
     def _open(path: Path, schema: list[str]) -> sqlite3.Connection:
+        # SQLite creates the -wal and -shm files with the database file's mode: make that 0600 before the
+        # first connection, and tighten files an older version left readable to others.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        for file in (path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)):
+            with contextlib.suppress(FileNotFoundError):
+                file.chmod(0o600)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -33,7 +42,6 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         for statement in schema:
             conn.execute(statement)
-        path.chmod(0o600)
         return conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -94,7 +94,20 @@ class Settings(AgentSettings, RunnerSettings):
         validation_alias="CCR_SECURE_COOKIES",
         description="Force the Secure cookie flag; by default it follows the scheme (TLS or X-Forwarded-Proto).",
     )
-    trusted_proxies: str = Field(default="127.0.0.1", validation_alias="CCR_TRUSTED_PROXIES")
+    # The HTTP server itself (docs: README, "Security model")
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias="CCR_TRUSTED_PROXIES",
+        description="Comma-separated addresses or CIDRs whose X-Forwarded-For/-Proto are believed; none by default.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        validation_alias="CCR_ALLOWED_HOSTS",
+        description="Host names the server answers to besides loopback, IP literals and its own host name; "
+        "`*.example.com` matches subdomains, `*` turns the check off.",
+    )
+    header_timeout_seconds: float = Field(default=20.0, gt=0, le=600, validation_alias="CCR_HEADER_TIMEOUT_SECONDS")
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600, validation_alias="CCR_BODY_TIMEOUT_SECONDS")
 
     @field_validator("session_secret")
     @classmethod

@@ -22,7 +22,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from ccr.api.auth import DEFAULT_TOKEN_NAME, PASSWORD_MIN
+from ccr.api.auth import DEFAULT_TOKEN_NAME, PASSWORD_MIN, AuthStore
 from ccr.api.deps import SESSION_COOKIE, AuthDep, SessionUser, StoreDep
 from ccr.api.views import TaskView
 from ccr.core import services
@@ -81,11 +81,13 @@ async def browser_errors(request: Request, exc: Exception) -> Response:
         return await http_exception_handler(request, exc)
     detail = str(exc.detail)
     path = request.url.path
-    if path in ("/login", "/setup"):
-        template = "login.html" if path == "/login" else "setup.html"
-        if path == "/setup" and exc.status_code == status.HTTP_409_CONFLICT:
+    if path == "/login":
+        return _render(request, "login.html", {"error": detail}, exc.status_code, exc.headers)
+    if path == "/setup":
+        if exc.status_code == status.HTTP_409_CONFLICT:
             return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
-        return _render(request, template, {"error": detail}, exc.status_code, exc.headers)
+        context = _setup_context(request.app.state.auth) | {"error": detail}
+        return _render(request, "setup.html", context, exc.status_code, exc.headers)
     if exc.status_code == status.HTTP_401_UNAUTHORIZED:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     return _render(request, "error.html", {"error": detail, "code": exc.status_code}, exc.status_code)
@@ -221,11 +223,15 @@ async def _long_poll(request: Request, store: TaskStore, since: int | None) -> i
 
 
 # --- setup, login -------------------------------------------------------------------------------------
+def _setup_context(auth: AuthStore) -> dict[str, Any]:
+    return {"password_min": PASSWORD_MIN, "setup_code_required": auth.setup_code is not None}
+
+
 @router.get("/setup")
 async def setup_page(request: Request, auth: AuthDep) -> Response:
     if auth.has_admin:
         return _see_other("/login")
-    return _render(request, "setup.html", {"password_min": PASSWORD_MIN})
+    return _render(request, "setup.html", _setup_context(auth))
 
 
 @router.get("/login")
@@ -367,5 +373,5 @@ async def generate_token_form(request: Request, user: SessionUser, auth: AuthDep
 @router.post("/settings/tokens/{name}/revoke")
 async def revoke_token_form(name: str, user: SessionUser, auth: AuthDep) -> Response:
     if not await auth.revoke_token(name):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token named {name!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such token")
     return _see_other("/settings/tokens")

@@ -57,7 +57,7 @@ async def create_named(name: TokenName, user: SessionUser, auth: AuthDep) -> New
 @router.delete("/tokens/{name}", summary="Revoke a named token")
 async def revoke_named(name: str, user: CurrentUser, auth: AuthDep) -> dict[str, bool]:
     if not await auth.revoke_token(name):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token named {name!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such token")
     return {"revoked": True}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,8 +23,12 @@ def free_port() -> int:
 
 
 class CcrServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        """``host`` is the bind address; clients always connect through 127.0.0.1 (``url``)."""
         self.data_dir = data_dir
+        self.host = host
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -40,7 +45,7 @@ class CcrServer:
                 "ccr",
                 "serve",
                 "--host",
-                "127.0.0.1",
+                self.host,
                 "--port",
                 str(self.port),
                 "--data-dir",
@@ -80,10 +85,18 @@ class CcrServer:
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
 
+    def setup_code(self) -> str | None:
+        """The first-run setup code the server printed to its log (only beyond loopback)."""
+        for line in reversed(self.log.read_text().splitlines()):  # the latest start's
+            if line.startswith("{") and "setup_code" in line:
+                return str(json.loads(line)["setup_code"])
+        return None
+
     def admin_session(self) -> httpx.Client:
         """A client logged in as the admin (set up on first use), sending the Origin a browser would."""
         client = self.client(headers={"Origin": self.url})
-        response = client.post("/setup", json={"username": ADMIN[0], "password": ADMIN[1]})
+        setup = {"username": ADMIN[0], "password": ADMIN[1], "setup_code": self.setup_code()}
+        response = client.post("/setup", json=setup)
         if response.status_code == 409:
             response = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]})
         response.raise_for_status()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import sqlite3
+from pathlib import Path
 
 import bcrypt
 import httpx
@@ -50,15 +51,26 @@ def test_setup_validates_and_never_truncates(server: CcrServer) -> None:
         assert client.post("/login", json={"username": "admin", "password": "p" * 100}).status_code == 200
 
 
-def test_secure_cookie_behind_tls_proxy(server: CcrServer) -> None:
-    with server.client() as client:
-        response = client.post(
-            "/setup",
-            json={"username": ADMIN[0], "password": ADMIN[1]},
-            headers={"X-Forwarded-Proto": "https"},
-        )
-        assert response.status_code == 200
-        assert "Secure" in response.headers["set-cookie"]
+def test_secure_cookie_behind_tls_proxy(tmp_path) -> None:
+    """X-Forwarded-Proto counts only from a trusted proxy, and no address is trusted by default."""
+    untrusting = CcrServer(tmp_path / "plain").start()
+    try:
+        with untrusting.client() as client:
+            response = client.post(
+                "/setup", json={"username": ADMIN[0], "password": ADMIN[1]}, headers={"X-Forwarded-Proto": "https"}
+            )
+            assert response.status_code == 200 and "Secure" not in response.headers["set-cookie"]
+    finally:
+        untrusting.stop()
+    behind_proxy = CcrServer(tmp_path / "proxied", env={"CCR_TRUSTED_PROXIES": "127.0.0.1"}).start()
+    try:
+        with behind_proxy.client() as client:
+            response = client.post(
+                "/setup", json={"username": ADMIN[0], "password": ADMIN[1]}, headers={"X-Forwarded-Proto": "https"}
+            )
+            assert response.status_code == 200 and "Secure" in response.headers["set-cookie"]
+    finally:
+        behind_proxy.stop()
 
 
 def test_logout_revokes_the_session_server_side(server: CcrServer) -> None:
@@ -192,3 +204,54 @@ def test_openapi_docs_are_served_without_a_cdn(server: CcrServer) -> None:
             assert path in paths
         health = httpx.get(server.url + "/health").json()
         assert health["ok"] is True and health["tasks"] == 0 and health["running"] == 0
+
+
+# The original runner hashed with bcryptjs 2.4.3 (cost 12, `$2a$`), which keys bcrypt with the first 72 bytes of
+# the UTF-8 password. Made with that very library (node, `npm install bcryptjs@2.4.3`):
+#   require("bcryptjs").hashSync(LONG_PASSWORD, 12)
+# and, with it, compareSync(LONG_PASSWORD.slice(0, 71) + "è tail", hash) is true too: byte 72 of the password
+# is the first byte of "é" (0xC3), which "è" shares.
+LONG_PASSWORD = "the original runner hashed this passphrase with bcryptjs 2.4.3 .... café au lait, beyond 72 bytes"
+BCRYPTJS_HASH = "$2a$12$McbbcnE3IC8et1AyfD3F3u8oR9EO6M.ENm5VC0VKqpGdZitRYMT6G"
+SAME_72_BYTES = LONG_PASSWORD[:71] + "è tail"
+
+
+def _original_runner(data: Path) -> CcrServer:
+    data.mkdir(parents=True)
+    (data / "auth.json").write_text(json.dumps({"username": "olduser", "passwordHash": BCRYPTJS_HASH}, indent=2))
+    return CcrServer(data).start()
+
+
+def _login(srv: CcrServer, password: str) -> int:
+    with srv.client() as client:
+        return client.post("/login", json={"username": "olduser", "password": password}).status_code
+
+
+def _stored_hash(data: Path) -> str:
+    return str(sqlite3.connect(data / "auth.db").execute("SELECT password_hash FROM admin").fetchone()[0])
+
+
+def test_a_legacy_password_over_72_bytes_logs_in_then_only_in_full(tmp_path: Path) -> None:
+    assert len(LONG_PASSWORD.encode()) == 98 and LONG_PASSWORD.encode()[71:73] == "é".encode()
+    srv = _original_runner(tmp_path / "data")
+    try:
+        assert _login(srv, LONG_PASSWORD[:60] + " but then another ending") == 401  # differs within 72 bytes
+        assert _stored_hash(srv.data_dir) == BCRYPTJS_HASH
+        assert _login(srv, LONG_PASSWORD) == 200  # as the original verified it
+        assert _stored_hash(srv.data_dir).startswith("$argon2"), "upgraded at that login"
+        assert _login(srv, LONG_PASSWORD) == 200
+        assert _login(srv, SAME_72_BYTES) == 401  # from now on the whole password counts
+        assert _login(srv, LONG_PASSWORD.encode()[:72].decode(errors="ignore")) == 401
+    finally:
+        srv.stop()
+
+
+def test_a_legacy_hash_accepts_what_bcryptjs_accepted_until_the_upgrade(tmp_path: Path) -> None:
+    """The same 72 bytes verified in the original, so they verify once here; the password given then is kept."""
+    srv = _original_runner(tmp_path / "data")
+    try:
+        assert _login(srv, SAME_72_BYTES) == 200
+        assert _stored_hash(srv.data_dir).startswith("$argon2")
+        assert _login(srv, SAME_72_BYTES) == 200 and _login(srv, LONG_PASSWORD) == 401
+    finally:
+        srv.stop()

@@ -407,6 +407,7 @@ def test_notes_say_how_to_reach_the_dashboard_and_what_to_do_first(tmp_path: Pat
     default = render()
     assert f"kubectl port-forward -n {NAMESPACE} svc/ccr-claude-code-runner 7334:7334" in default
     assert "creates the admin account" in default
+    assert f'kubectl logs -n {NAMESPACE} deploy/ccr-claude-code-runner-api | grep "setup code"' in default
     assert "kubectl create secret generic ccr-claude-code-runner-claude" in default
     assert "kubectl create secret generic ccr-claude-code-runner-github" in default
     assert "kubectl get claudetasks" in default
@@ -415,3 +416,36 @@ def test_notes_say_how_to_reach_the_dashboard_and_what_to_do_first(tmp_path: Pat
     assert "kubectl create secret" not in ingress
     assert "WARNING" not in default
     assert "WARNING: tasks.networkPolicy.enabled is false" in render(sets={"tasks.networkPolicy.enabled": "false"})
+
+
+def _api_env(values: Path | None = None, sets: dict[str, str] | None = None) -> dict:
+    return container_env(one(template(values, sets), "Deployment", "api"))
+
+
+def test_the_api_answers_to_its_ingress_host_and_service_names_only():
+    """CCR_ALLOWED_HOSTS as the chart sets it, read by the API's own HostPolicy (the DNS rebinding guard)."""
+    from ccr.api.guard import HostPolicy
+
+    svc = "ccr-claude-code-runner"
+    default = HostPolicy.for_server("0.0.0.0", _api_env()["CCR_ALLOWED_HOSTS"])
+    for host in (
+        svc,
+        f"{svc}.{NAMESPACE}",
+        f"{svc}.{NAMESPACE}.svc.cluster.local:7334",
+        "10.42.0.17:7334",
+        "localhost",
+    ):
+        assert default.allows(host), host  # in-cluster clients, the kubelet's probes (pod IP), port-forward
+    assert not default.allows("ccr.home.example") and not default.allows("rebind.attacker.example")
+
+    ingress = HostPolicy.for_server(
+        "0.0.0.0", _api_env(CHART / "ci" / "ingress-networkpolicy-values.yaml")["CCR_ALLOWED_HOSTS"]
+    )
+    for host in ("ccr.home.example", "ccr.lan", "eu.ccr.home.example", f"{svc}.{NAMESPACE}.svc"):
+        assert ingress.allows(host), host
+    assert not ingress.allows("other.example")
+
+
+def test_no_proxy_is_trusted_unless_the_user_says_so():
+    assert _api_env()["CCR_TRUSTED_PROXIES"] == ""
+    assert _api_env(CHART / "ci" / "ingress-networkpolicy-values.yaml")["CCR_TRUSTED_PROXIES"] == "10.42.0.0/16"

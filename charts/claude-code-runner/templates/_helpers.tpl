@@ -156,3 +156,15 @@ seccompProfile:
 {{- fail (printf "the API creates ClaudeTasks in %q, which the operator does not watch: add it to operator.watchNamespaces or set api.taskNamespace" $apiNs) }}
 {{- end }}
 {{- end }}
+
+{{/*
+CCR_ALLOWED_HOSTS: the names the API answers to besides localhost and IP addresses (DNS rebinding guard).
+The Ingress host, the Service's in-cluster names, then api.allowedHosts.
+*/}}
+{{- define "ccr.api.allowedHosts" -}}
+{{- $svc := include "ccr.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $hosts := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- if .Values.api.ingress.enabled }}{{ $hosts = prepend $hosts .Values.api.ingress.host }}{{ end -}}
+{{- concat $hosts .Values.api.allowedHosts | uniq | join "," -}}
+{{- end }}

@@ -17,6 +17,7 @@ else ``success``:
     hang[:ignore_term] init event, then sleep forever (ignore_term: ignore SIGTERM, needs SIGKILL)
     slow:N:SECONDS     commit+push, leave an uncommitted edit, then N text events SECONDS apart, success
     noop               succeed without changing anything
+    kill_pipeline      SIGKILL the job pipeline (its parent): a job that ends without any result
     leak               print the environment's secret values on stdout and stderr (split across writes)
     ambiguous          (orchestrator, --json-schema) answer repo=null
 
@@ -301,6 +302,14 @@ def worker_crash(args: list[str], cwd: str, model: str | None) -> int:
     return 2
 
 
+def worker_kill_pipeline(args: list[str], cwd: str, model: str | None) -> int:
+    """The job pipeline itself dies (SIGKILL: an OOM kill, a crash): nobody reports a result."""
+    emit(init_event(cwd, model))
+    text("about to take the pipeline down")
+    os.kill(os.getppid(), signal.SIGKILL)
+    return 0
+
+
 def worker_hang(args: list[str], cwd: str, model: str | None) -> int:
     if "ignore_term" in args:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -329,6 +338,7 @@ WORKER: dict[str, Scenario] = {
     "max_turns": worker_max_turns,
     "crash": worker_crash,
     "hang": worker_hang,
+    "kill_pipeline": worker_kill_pipeline,
     "auth_expired": replayer("auth-expired.jsonl", 1),
     "usage_limit": replayer("usage-limit.jsonl", 1),
 }

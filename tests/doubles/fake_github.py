@@ -182,6 +182,12 @@ class FakeGitHub:
         with self._lock:
             self._repo(full_name).refuse_after_pr = message
 
+    def allow_pushes(self, full_name: str) -> None:
+        """Undo ``refuse_pushes_after_pr``."""
+        with self._lock:
+            self._repo(full_name).refuse_after_pr = None
+        (self.bare_path(full_name) / "refuse-pushes").unlink(missing_ok=True)
+
     def bare_path(self, full_name: str) -> Path:
         return self.repo_root / f"{full_name}.git"
 

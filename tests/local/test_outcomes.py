@@ -20,6 +20,15 @@ def authed(server: CcrServer) -> httpx.Client:
     return server.client(headers={"Authorization": f"Bearer {server.token()}"})
 
 
+def wait_reason(client: httpx.Client, task_id: str, reason: str, timeout: float = 10) -> dict[str, Any]:
+    """The queue writes why a task waits in its next round, just after the change that made it wait."""
+    deadline = time.monotonic() + timeout
+    while (task := client.get(f"/task/{task_id}").json())["reason"] != reason:
+        assert time.monotonic() < deadline, task
+        time.sleep(0.05)
+    return dict(task)
+
+
 def submit(client: httpx.Client, prompt: str, **fields: Any) -> dict[str, Any]:
     response = client.post("/task", json={"prompt": prompt, "repo": REPO, **fields})
     assert response.status_code == 200, response.text
@@ -101,9 +110,8 @@ def test_two_follow_ups_at_once_run_one_after_the_other_on_one_branch(
         b = client.post(f"/task/{first['id']}/followup", json={"prompt": "[fake:success] and more"}).json()
         assert a["branch"] == b["branch"] == first["branch"]
         wait_for(client, a["id"], {"running"})
-        waiting = client.get(f"/task/{b['id']}").json()
-        assert waiting["status"] == "queued" and waiting["reason"] == "WaitingForTask"
-        assert a["id"] in waiting["message"]
+        waiting = wait_reason(client, b["id"], "WaitingForTask")
+        assert waiting["status"] == "queued" and a["id"] in waiting["message"]
         done_a, done_b = wait_for(client, a["id"], DONE), wait_for(client, b["id"], DONE)
         assert done_a["status"] == done_b["status"] == "completed", (done_a, done_b)
         assert done_a["finished"] <= done_b["started"]  # one after the other
@@ -129,8 +137,7 @@ def test_a_follow_up_of_a_running_task_waits_then_continues_its_branch_and_pr(
         wait_for(client, first["id"], {"running"})
         later = client.post(f"/task/{first['id']}/followup", json={"prompt": "[fake:success] then this"}).json()
         assert later["branch"] == f"claude/{first['id']}" and later["follow_up_of"] == first["id"]
-        time.sleep(1)
-        assert client.get(f"/task/{later['id']}").json()["reason"] == "WaitingForTask"
+        assert first["id"] in wait_reason(client, later["id"], "WaitingForTask")["message"]
         done = wait_for(client, later["id"], DONE)
         assert done["status"] == "completed" and done["pr_url"] == wait_for(client, first["id"], DONE)["pr_url"]
         assert len(fake_github.pulls(REPO)) == 1

@@ -154,3 +154,10 @@ def test_list_query_filters_and_cursor() -> None:
     assert [t.id for t in found] == ["t3"] and not more
     with pytest.raises(BadQuery):
         page(tasks, TaskQuery(before="gone"))
+
+
+def test_a_result_that_is_only_progress_keeps_the_pr_of_a_killed_job() -> None:
+    progress = result(status="Running", message="working")
+    s = lifecycle.finished(running(), progress, exit_code=137, generation=1, now=NOW)
+    assert (s.phase, s.error_type, s.pr_url) == (Phase.FAILED, ErrorType.EXIT_CODE, "https://gh/o/r/pull/1")
+    assert s.message == "the job ended with code 137 without reporting a result"

@@ -12,7 +12,8 @@ Outcome rules (README, "How a task ends"), the same in both backends:
   reports ``push_failed`` when the safety-net push failed) AND the pull request exists;
 - a failed run keeps the errorType it reported (``exit_code`` when it names none); a cancelled one is
   ``Cancelled``; a "success" with a non-zero exit status is ``exit_code``;
-- a job that ends without a result is ``Failed`` (``exit_code``), whatever its exit status.
+- a job that ends without a result is ``Failed`` (``exit_code``), whatever its exit status; what it reported
+  while it ran (``progress``: the repository, branch and PR) is kept.
 """
 
 from __future__ import annotations
@@ -273,6 +274,12 @@ def finished(
 ) -> TaskStatus:
     """The job ended: its result (or its absence) and exit status, through the outcome rules."""
     step = _Step(status, generation, now)
+    if result is not None and not result.status.terminal:
+        # What the job reported while it ran (the PR it opened), but no end: it was killed or crashed.
+        step.status.repo = result.repo or step.status.repo
+        step.status.branch = result.branch or step.status.branch
+        step.status.pr_url = result.pr_url or step.status.pr_url
+        result = None
     if result is None:
         code = f" with code {exit_code}" if exit_code is not None else ""
         return _terminal(step, Phase.FAILED, ErrorType.EXIT_CODE, f"the job ended{code} without reporting a result")

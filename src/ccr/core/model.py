@@ -223,6 +223,11 @@ class JobResult(Outcome):
 
     status: Phase
 
+    @classmethod
+    def of(cls, status: TaskStatus) -> JobResult:
+        """The result a task's status stands for (when the job itself reported none)."""
+        return cls(status=status.phase, **{name: getattr(status, name) for name in Outcome.model_fields})
+
 
 class JobInput(_Camel):
     """What the job pipeline reads from ``--spec FILE`` or stdin: the task as its runner resolved it."""

@@ -310,6 +310,14 @@ def open_pull_request(run: Run) -> None:
         run.pr_created = True
         run.out.step("pr_opened", f"opened draft pull request #{pr.number}", url=pr.url)
     run.pr = pr
+    # Until the final result replaces it, the termination message says what is known: a pod killed from
+    # now on (out of memory, a node lost) still leaves its task the link to its PR.
+    write_termination_log(run.settings.termination_log, progress(run), run.out)
+
+
+def progress(run: Run) -> JobResult:
+    """What a run has established while it is not finished (``status: Running``)."""
+    return JobResult(status=Phase.RUNNING, repo=run.repo, branch=run.branch, pr_url=run.pr.url if run.pr else None)
 
 
 def run_worker(run: Run) -> Outcome:

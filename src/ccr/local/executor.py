@@ -43,6 +43,11 @@ class _Run:
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
 
 
+def exit_status(returncode: int) -> int:
+    """A process's exit status as a container runtime reports it: killed by signal N is 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def _entry(task: TaskRecord) -> queue.Entry:
     return queue.Entry(task.id, task.id, task.spec.priority, task.created.isoformat(), task.status.branch)
 
@@ -181,11 +186,16 @@ class LocalExecutor:
         watchdog = asyncio.get_running_loop().call_later(deadline, self._on_deadline, run)
         try:
             result = await self._pump(run)
-            code = await run.process.wait()
-            if result is None:  # killed or crashed before its result line: the transcript still ends with one
-                result = self._fallback_result(run)
-                await self.store.append(run.task_id, [result_line(result)])
-            await self.store.finish(run.task_id, result, exit_code=code)
+            code = exit_status(await run.process.wait())
+            reported = result is not None
+            if result is None:
+                result = self._stopped(run)
+            if result is None and run.stderr_tail:  # it crashed: what it said last, for the reader
+                tail = "\n".join(line for line in run.stderr_tail if line)
+                await self.store.append(run.task_id, [ccr_line("stderr", text=tail)])
+            status = await self.store.finish(run.task_id, result, exit_code=code)
+            if not reported:  # killed or crashed before its result line: the transcript still ends with one
+                await self.store.append(run.task_id, [result_line(JobResult.of(status))])
         except Exception:  # a broken run must never take the server down
             log.exception("supervising task failed", extra={"task": run.task_id})
             with contextlib.suppress(Exception):
@@ -248,19 +258,14 @@ class LocalExecutor:
         async for raw in run.process.stderr:
             run.stderr_tail.append(raw.decode(errors="replace").rstrip())
 
-    def _fallback_result(self, run: _Run) -> JobResult:
-        """No result line: the pipeline crashed or was killed."""
-        code = run.process.returncode
+    @staticmethod
+    def _stopped(run: _Run) -> JobResult | None:
+        """No result line because we stopped it (the deadline, a cancel past its grace); None: it crashed."""
         if run.timed_out:
             return JobResult(status=Phase.FAILED, error_type=ErrorType.TIMEOUT, message="deadline passed; killed")
         if run.cancel_requested:
             return JobResult(status=Phase.CANCELLED, error_type=ErrorType.CANCELLED, message="cancelled; killed")
-        tail = " | ".join(line for line in run.stderr_tail if line)[-1000:]
-        return JobResult(
-            status=Phase.FAILED,
-            error_type=ErrorType.EXIT_CODE,
-            message=f"the job pipeline exited with status {code} without a result" + (f": {tail}" if tail else ""),
-        )
+        return None
 
     def _on_deadline(self, run: _Run) -> None:
         run.timed_out = True

@@ -255,7 +255,7 @@ def _decide(
         timeout = spec.timeout_seconds or facts.limits.default_timeout_seconds
         text = f"the task ran past its deadline of {timeout}s"
         return lifecycle.failed(status, ErrorType.TIMEOUT, text, result=result, generation=gen, now=when)
-    if result is None and own_job.finished == "Failed":
+    if result is None and own_job.finished == "Failed" and (pod is None or pod.disrupted or pod.reason == "Evicted"):
         return lifecycle.failed(status, ErrorType.EXIT_CODE, _failure_text(own_job, pod), generation=gen, now=when)
     return lifecycle.finished(status, result, exit_code=exit_code, generation=gen, now=when)
 
@@ -319,10 +319,7 @@ def _decide_cancel(
 
 def _failure_text(job: JobView, pod: PodView | None) -> str:
     if pod is not None:
-        if pod.disrupted or pod.reason == "Evicted":
-            return f"the pod was evicted or disrupted: {pod.message or pod.reason or 'no reason given'}"
-        if pod.terminated is not None:
-            return f"the job exited with code {pod.terminated.exit_code} ({pod.terminated.reason or 'Error'})"
+        return f"the pod was evicted or disrupted: {pod.message or pod.reason or 'no reason given'}"
     return f"the Job failed: {job.reason or 'unknown reason'}: {job.message or ''}".rstrip(": ")
 
 

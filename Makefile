@@ -20,7 +20,7 @@ deps: $(VENV)/.installed
 run: deps
 	$(VENV)/bin/ccr serve
 
-## Lint (ruff, mypy strict), then every tier: unit, API, local, job, dashboard (Chromium), Kubernetes, chart
+## Lint (ruff, mypy strict, the layering contracts), then every tier: unit, API, local, job, dashboard (Chromium), Kubernetes, chart
 test: deps browser-deps lint
 	bin_dir="$$(bash $(K8S_BIN_SCRIPT) | tee /dev/stderr | tail -n1)" && CCR_K8S_BIN_DIR="$$bin_dir" $(PY) -m pytest
 
@@ -32,6 +32,7 @@ lint: deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## Regenerate the CRD in the chart from src/ccr/core/model.py
 crd: deps

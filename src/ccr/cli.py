@@ -14,6 +14,7 @@ from typing import Any
 
 def _serve(args: argparse.Namespace) -> int:
     from ccr.api.server import serve
+    from ccr.app import create_app
     from ccr.core.logging import setup_logging
     from ccr.core.settings import Settings
 
@@ -26,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     settings = Settings().model_copy(update=overrides)
     setup_logging()
-    serve(settings)
+    serve(settings, create_app(settings))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request, status
@@ -56,7 +56,12 @@ def build_store(settings: Settings) -> TaskStore:
     return LocalBackend(settings)
 
 
-def create_app(settings: Settings | None = None, store: TaskStore | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    store: TaskStore | None = None,
+    extensions: Sequence[Callable[[FastAPI], None]] = (),
+) -> FastAPI:
+    """The REST API over one task store; ``extensions`` add to it (``ccr.app`` mounts the dashboard)."""
     settings = settings or get_settings()
     private_data_dir(settings.data_dir)
 
@@ -93,10 +98,8 @@ def create_app(settings: Settings | None = None, store: TaskStore | None = None)
     app.include_router(tokens.router)
     app.include_router(tasks.router)
     errors.install(app)
-    with contextlib.suppress(ImportError):
-        from ccr.dashboard import mount
-
-        mount(app)
+    for extend in extensions:  # the dashboard (``ccr.app``): mounted before the middleware stack is built
+        extend(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

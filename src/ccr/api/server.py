@@ -22,9 +22,9 @@ import os
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ccr.api.app import create_app
 from ccr.core.settings import Settings
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; browsers send a few KiB
@@ -117,8 +117,8 @@ class _HeadTooLarge(Exception):
     pass
 
 
-def serve(settings: Settings) -> None:
-    """``ccr serve``: the app of ``settings`` on uvicorn, guarded as above."""
+def serve(settings: Settings, app: FastAPI) -> None:
+    """``ccr serve``: ``app`` on uvicorn with the host and port of ``settings``, guarded as above."""
 
     class Protocol(GuardedHttpProtocol):
         header_timeout = settings.header_timeout_seconds
@@ -127,7 +127,7 @@ def serve(settings: Settings) -> None:
     os.umask(0o077)  # whatever the server (and the tasks it starts) creates is its user's alone
     proxies = settings.trusted_proxies.strip()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -1,6 +1,6 @@
 """The dashboard: server-rendered pages over the same store and auth the REST API uses.
 
-``ccr.api.app.create_app`` calls :func:`mount` when this package is importable.
+``ccr.app.create_app`` (the composition root) mounts it on the API with :func:`mount`.
 """
 
 from __future__ import annotations

@@ -161,3 +161,54 @@ def test_a_result_that_is_only_progress_keeps_the_pr_of_a_killed_job() -> None:
     s = lifecycle.finished(running(), progress, exit_code=137, generation=1, now=NOW)
     assert (s.phase, s.error_type, s.pr_url) == (Phase.FAILED, ErrorType.EXIT_CODE, "https://gh/o/r/pull/1")
     assert s.message == "the job ended with code 137 without reporting a result"
+
+
+POLICY = lifecycle.PausePolicy(max_resumes=2, jitter_seconds=30, backoff_seconds=60, backoff_max_seconds=300)
+
+
+def limited(reset: dt.datetime | None) -> JobResult:
+    fields: dict[str, object] = {"status": "Failed", "errorType": "capacity_reached", "message": "limit"}
+    if reset is not None:
+        fields["resetTime"] = reset.isoformat()
+    return result(**fields)
+
+
+def test_a_usage_limit_pauses_until_the_reset_plus_a_stable_jitter() -> None:
+    reset = NOW + dt.timedelta(hours=2)
+    s = lifecycle.finished(running(), limited(reset), exit_code=1, generation=1, now=NOW, pause=("t", POLICY))
+    assert (s.phase, s.reason, s.error_type, s.completion_time) == (Phase.PAUSED, "UsageLimit", None, None)
+    assert s.resume_at is not None and reset <= s.resume_at <= reset + dt.timedelta(seconds=30)
+    assert s.pr_url and "resume 1 of 2" in (s.message or "") and not s.phase.terminal
+    again = lifecycle.finished(running(), limited(reset), exit_code=1, generation=1, now=NOW, pause=("t", POLICY))
+    assert again.resume_at == s.resume_at  # recomputed the same (level-based)
+    assert lifecycle.limit_until([s], NOW) == s.resume_at and lifecycle.limit_until([s], s.resume_at) is None
+    assert not lifecycle.due(s, NOW) and lifecycle.due(s, s.resume_at)
+    back = lifecycle.resume(s, generation=1, now=s.resume_at)
+    assert (back.phase, back.reason, back.resumes, back.resume_at) == (Phase.QUEUED, "Resuming", 1, None)
+    assert not [c for c in back.conditions if c.type == "Complete"]
+
+
+def test_resumes_are_bounded_and_an_overload_backs_off_exponentially() -> None:
+    status = running()
+    waits = []
+    for _ in range(POLICY.max_resumes):
+        status = lifecycle.finished(status, limited(None), exit_code=1, generation=1, now=NOW, pause=("t", POLICY))
+        assert (status.phase, status.reason) == (Phase.PAUSED, "Overloaded")
+        assert status.resume_at is not None
+        waits.append((status.resume_at - NOW).total_seconds())
+        status = lifecycle.resume(status, generation=1, now=status.resume_at)
+    assert 60 <= waits[0] <= 90 and 120 <= waits[1] <= 150  # doubled, with the jitter on top
+    done = lifecycle.finished(status, limited(None), exit_code=1, generation=1, now=NOW, pause=("t", POLICY))
+    assert (done.phase, done.error_type, done.resumes) == (Phase.FAILED, ErrorType.CAPACITY_REACHED, 2)
+    other = lifecycle.finished(
+        running(), result(status="Failed"), exit_code=1, generation=1, now=NOW, pause=("t", POLICY)
+    )
+    assert other.phase is Phase.FAILED  # only capacity_reached pauses
+
+
+def test_the_queue_resumes_paused_tasks_first_and_holds_new_ones_back() -> None:
+    fresh, back = entry("new", 5), queue.Entry("old", "old", 0, "z", None, resuming=True)
+    admission = queue.admit([fresh, back], [], 1)
+    assert admission.start == [back]
+    held = queue.admit([fresh, back], [], 5, hold=lambda e: not e.resuming)
+    assert held.start == [back] and held.held == [fresh]

@@ -21,9 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 
 from ccr.core.model import (
+    MAX_RESUMES_DEFAULT,
     AuthTarget,
     Condition,
     ConditionType,
@@ -54,6 +56,9 @@ class Reason(enum.StrEnum):
     CANCELLING = "Cancelling"
     SUCCEEDED = "Succeeded"
     PR_OPENED = "PullRequestOpened"
+    USAGE_LIMIT = "UsageLimit"  # Paused until the subscription's window resets; Queued: held back until then
+    OVERLOADED = "Overloaded"  # Paused for a short backoff after an overloaded or failing API
+    RESUMING = "Resuming"  # Queued again after a pause: first in line
 
 
 # Waiting reasons of a container that mean "this will not start by itself" (the rest, such as
@@ -264,6 +269,33 @@ def cancelling(status: TaskStatus, *, generation: int | None, now: dt.datetime) 
 # --- the end ---------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class PausePolicy:
+    """When a run stopped by the subscription's limit (or an overload) resumes on its own."""
+
+    max_resumes: int = MAX_RESUMES_DEFAULT
+    jitter_seconds: int = 30  # spread the resumes of many paused tasks over this after the reset
+    backoff_seconds: int = 60  # after an overload: the first pause; it doubles with each one
+    backoff_max_seconds: int = 900
+
+
+def resume_time(
+    task_id: str, status: TaskStatus, result: JobResult, policy: PausePolicy, now: dt.datetime
+) -> tuple[dt.datetime, Reason] | None:
+    """When a ``capacity_reached`` run resumes: at the limit's reset (plus a jitter), or after a capped
+    exponential backoff when the API was overloaded (no reset). None: its resumes are used up, it fails.
+    The jitter is a hash of the task and its attempt, so recomputing gives the same time (level-based)."""
+    resumes = status.resumes or 0
+    if result.error_type is not ErrorType.CAPACITY_REACHED or resumes >= policy.max_resumes:
+        return None
+    digest = hashlib.sha256(f"{task_id}:{resumes}".encode()).digest()
+    jitter = dt.timedelta(seconds=int.from_bytes(digest[:4], "big") % (policy.jitter_seconds + 1))
+    if result.reset_time is not None:
+        return max(result.reset_time, now) + jitter, Reason.USAGE_LIMIT
+    backoff = min(policy.backoff_seconds * 2**resumes, policy.backoff_max_seconds)
+    return now + dt.timedelta(seconds=backoff) + jitter, Reason.OVERLOADED
+
+
 def finished(
     status: TaskStatus,
     result: JobResult | None,
@@ -271,8 +303,22 @@ def finished(
     exit_code: int | None,
     generation: int | None,
     now: dt.datetime,
+    pause: tuple[str, PausePolicy] | None = None,
 ) -> TaskStatus:
-    """The job ended: its result (or its absence) and exit status, through the outcome rules."""
+    """The job ended: its result (or its absence) and exit status, through the outcome rules. With
+    ``pause`` (the task's id and the runner's policy) a run stopped by the usage limit is Paused instead."""
+    if pause is not None and result is not None:
+        when = resume_time(pause[0], status, result, pause[1], now)
+        if when is not None:
+            return paused(
+                status,
+                result,
+                resume_at=when[0],
+                reason=when[1],
+                max_resumes=pause[1].max_resumes,
+                generation=generation,
+                now=now,
+            )
     step = _Step(status, generation, now)
     if result is not None and not result.status.terminal:
         # What the job reported while it ran (the PR it opened), but no end: it was killed or crashed.
@@ -294,6 +340,55 @@ def finished(
     elif phase is not Phase.SUCCEEDED:
         phase, error = Phase.FAILED, error or ErrorType.EXIT_CODE
     return _terminal(step, phase, None if phase is Phase.SUCCEEDED else error, message)
+
+
+def paused(
+    status: TaskStatus,
+    result: JobResult,
+    *,
+    resume_at: dt.datetime,
+    reason: Reason,
+    max_resumes: int,
+    generation: int | None,
+    now: dt.datetime,
+) -> TaskStatus:
+    """Stopped by the limit, its work pushed: it waits (not an end) and resumes at ``resume_at``."""
+    step = _Step(status, generation, now)
+    _copy_outcome(step.status, result)
+    step.status.error_type = None
+    step.status.auth_target = None
+    step.status.resume_at = resume_at
+    attempt = (status.resumes or 0) + 1
+    what = "the subscription's usage limit was reached" if reason is Reason.USAGE_LIMIT else "the API was overloaded"
+    text = f"{what}; resumes at {resume_at.isoformat()} (resume {attempt} of {max_resumes})"
+    step.cond(ConditionType.COMPLETE, None, reason, text)
+    return step.phase(Phase.PAUSED, reason, text)
+
+
+def resume(status: TaskStatus, *, generation: int | None, now: dt.datetime) -> TaskStatus:
+    """A paused task whose time has come: queued again, first in line, for its next run."""
+    step = _Step(status, generation, now)
+    step.status.resumes = (status.resumes or 0) + 1
+    step.status.resume_at = None
+    step.status.conditions = [c for c in step.status.conditions if c.type != ConditionType.COMPLETE]
+    step.cond(ConditionType.STARTED, False, Reason.RESUMING, "resuming after a pause")
+    return step.phase(Phase.QUEUED, Reason.RESUMING, f"resuming (resume {step.status.resumes})")
+
+
+def due(status: TaskStatus, now: dt.datetime) -> bool:
+    """A paused task whose resume time has come."""
+    return status.phase is Phase.PAUSED and status.resume_at is not None and status.resume_at <= now
+
+
+def limit_until(statuses: Iterable[TaskStatus], now: dt.datetime) -> dt.datetime | None:
+    """While a task is paused by the usage limit and not due yet, the subscription is known to be used up:
+    no new task starts into it (the paused ones resume first, at their time)."""
+    times = [
+        s.resume_at
+        for s in statuses
+        if s.phase is Phase.PAUSED and s.reason == Reason.USAGE_LIMIT and s.resume_at is not None and s.resume_at > now
+    ]
+    return max(times, default=None)
 
 
 def failed(

@@ -22,6 +22,7 @@ __all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "SHORT_NAMES", "SINGULAR", 
 PROMPT_MAX_BYTES = 256 * 1024
 PROMPT_MAX_CHARS = PROMPT_MAX_BYTES  # the schema bounds characters; ``TaskSpec`` also bounds UTF-8 bytes
 TIMEOUT_DEFAULT_SECONDS = 3600  # when neither the task nor the server sets one
+MAX_RESUMES_DEFAULT = 3  # automatic resumes after a usage limit or an overload, then Failed/capacity_reached
 TIMEOUT_MAX_SECONDS = 24 * 3600
 START_TIMEOUT_DEFAULT_SECONDS = 600  # a pod that has not started by then ends Failed/start_failed
 MAX_TURNS_MAX = 10_000
@@ -36,6 +37,7 @@ class Phase(enum.StrEnum):
     PENDING = "Pending"
     QUEUED = "Queued"
     RUNNING = "Running"
+    PAUSED = "Paused"  # stopped by the subscription's limit (or an overload): resumes at resumeAt, not an end
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
@@ -55,6 +57,7 @@ _API_STATUS = {
     Phase.PENDING: "queued",
     Phase.QUEUED: "queued",
     Phase.RUNNING: "running",
+    Phase.PAUSED: "paused",
     Phase.SUCCEEDED: "completed",
     Phase.FAILED: "failed",
     Phase.CANCELLED: "cancelled",
@@ -133,6 +136,20 @@ class TaskSpec(_Camel):
         default=None, description="Claude model alias or name, e.g. sonnet, opus."
     )
     max_turns: int | None = Field(default=None, ge=1, le=MAX_TURNS_MAX, description="Upper bound on agent turns.")
+    max_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        description="Stop the run once Claude's reported cost passes this (--max-budget-usd); the server's "
+        "default (CCR_MAX_BUDGET_USD) if unset.",
+    )
+    max_resumes: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description=f"How often a run stopped by the usage limit (or an overload) resumes on its own before it "
+        f"fails as capacity_reached; the server's default ({MAX_RESUMES_DEFAULT}) if unset.",
+    )
     timeout_seconds: int | None = Field(
         default=None,
         ge=60,
@@ -162,6 +179,16 @@ class Usage(_Camel):
     cache_creation_tokens: int | None = None
     turns: int | None = None
     duration_ms: int | None = None
+
+
+class RateLimit(_Camel):
+    """One window of the subscription's limits as Claude last reported it (``rate_limit_event``)."""
+
+    window: str  # five_hour, seven_day, seven_day_opus, overage, ...
+    status: str | None = None  # allowed, allowed_warning, rejected
+    utilization: float | None = None  # 0..1
+    resets_at: dt.datetime | None = None
+    seen_at: dt.datetime | None = None
 
 
 class Changes(_Camel):
@@ -203,11 +230,14 @@ class Outcome(_Camel):
     usage: Usage | None = None
     changes: Changes | None = None
     session_id: str | None = None
+    rate_limits: list[RateLimit] | None = Field(default=None, description="The subscription's windows, as last seen.")
 
 
 class TaskStatus(Outcome):
     phase: Phase = Phase.PENDING
     reason: str | None = Field(default=None, description="Why the task is in its phase, one CamelCase word.")
+    resume_at: dt.datetime | None = Field(default=None, description="Paused: when the task resumes on its own.")
+    resumes: int | None = Field(default=None, description="How often it resumed on its own after a pause.")
     conditions: list[Condition] = Field(default_factory=list)
     job_name: str | None = None
     pod_name: str | None = None
@@ -229,12 +259,25 @@ class JobResult(Outcome):
         return cls(status=status.phase, **{name: getattr(status, name) for name in Outcome.model_fields})
 
 
+class Resume(_Camel):
+    """A run that continues a conversation: after a pause (the same task again) or as a follow-up."""
+
+    session_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,100}$")
+    attempt: int = Field(default=0, ge=0, description="Automatic resumes of this task so far (0: a follow-up).")
+    summary: str | None = Field(
+        default=None,
+        max_length=PROMPT_MAX_CHARS,
+        description="What the earlier run did (its PR's outcome), for a fresh session when this one is lost.",
+    )
+
+
 class JobInput(_Camel):
     """What the job pipeline reads from ``--spec FILE`` or stdin: the task as its runner resolved it."""
 
     id: TaskId
     spec: TaskSpec
     branch: Branch | None = Field(default=None, description="The task's branch; claude/<id> if unset.")
+    resume: Resume | None = Field(default=None, description="The Claude session this run continues.")
 
 
 def problems(exc: ValidationError, limit: int = 5) -> str:

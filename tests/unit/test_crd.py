@@ -37,3 +37,11 @@ def test_schema_is_structural_and_bounded() -> None:
     status = schema["properties"]["status"]["properties"]
     assert status["phase"]["enum"] == [p.value for p in model.Phase]
     assert status["errorType"]["enum"] == [e.value for e in model.ErrorType]
+
+
+def test_exclusive_bounds_are_written_as_kubernetes_wants_them() -> None:
+    """OpenAPI v3 as the apiserver reads it: ``exclusiveMinimum`` is a boolean beside ``minimum``."""
+    budget = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "maxBudgetUsd"
+    ]
+    assert (budget["minimum"], budget["exclusiveMinimum"]) == (0, True)

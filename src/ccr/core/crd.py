@@ -33,6 +33,11 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "format" and value != "date-time":
             continue  # the apiserver knows date-time; pydantic's other formats carry no meaning there
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 gives the bound; Kubernetes' OpenAPI v3 wants the bound plus a boolean.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+            continue
         if key == "properties":
             out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):

@@ -7,7 +7,9 @@ from fastapi.responses import PlainTextResponse
 
 from ccr import __version__
 from ccr.api.deps import CurrentUser, SettingsDep, StoreDep
-from ccr.core.model import Phase
+from ccr.api.routes.usage import usage_metrics
+from ccr.core.model import Phase, now
+from ccr.core.usage import summarize
 
 router = APIRouter(tags=["health"])
 
@@ -31,4 +33,5 @@ async def metrics(store: StoreDep, user: CurrentUser) -> str:
     counts = await store.counts()
     lines = ["# HELP ccr_tasks Tasks by phase.", "# TYPE ccr_tasks gauge"]
     lines += [f'ccr_tasks{{phase="{phase.value}"}} {n}' for phase, n in counts.items()]
+    lines += usage_metrics(summarize(await store.list(), now()))
     return "\n".join(lines) + "\n"

@@ -28,6 +28,7 @@ RUN /opt/ccr/bin/pip install --no-cache-dir ".[api,operator]" \
 
 # ---- claude-cli: the native claude binary, fetched with npm (node is not needed to run it) -------------
 FROM ${BASE_IMAGE} AS claude-cli
+# The pin lives in scripts/versions.env (build-images.sh passes it); this default must match it (a test checks).
 ARG CLAUDE_CODE_VERSION=2.1.332
 # hadolint ignore=DL3008
 RUN apt-get update \

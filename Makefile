@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 K8S_BIN_SCRIPT := scripts/k8s-test-bin.sh
+# The pinned Claude Code CLI (scripts/versions.env) in ~/.cache/ccr/claude/<version>; the real-CLI tests read
+# CCR_TEST_CLAUDE_BIN (and find the cache themselves when it is unset).
+CLAUDE_CLI := claude_dir="$$(bash scripts/claude-cli.sh | tail -n1)" && export CCR_TEST_CLAUDE_BIN="$$claude_dir/claude"
 
-.PHONY: run test test-fast lint crd deps browser-deps k8s-bin e2e-kind bench images clean
+.PHONY: run test test-fast lint crd deps browser-deps k8s-bin claude-cli e2e-kind bench images clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +25,12 @@ run: deps
 
 ## Lint (ruff, mypy strict, the layering contracts), then every tier: unit, API, local, job, dashboard (Chromium), Kubernetes, chart
 test: deps browser-deps lint
-	bin_dir="$$(bash $(K8S_BIN_SCRIPT) | tee /dev/stderr | tail -n1)" && CCR_K8S_BIN_DIR="$$bin_dir" $(PY) -m pytest
+	$(CLAUDE_CLI) && bin_dir="$$(bash $(K8S_BIN_SCRIPT) | tee /dev/stderr | tail -n1)" && \
+	CCR_K8S_BIN_DIR="$$bin_dir" $(PY) -m pytest
 
 ## The tiers that need neither a browser nor a control plane
 test-fast: deps
-	$(PY) -m pytest -m "not k8s and not browser"
+	$(CLAUDE_CLI) && $(PY) -m pytest -m "not k8s and not browser"
 
 lint: deps
 	$(VENV)/bin/ruff check src tests bench
@@ -45,6 +49,10 @@ browser-deps:
 ## kube-apiserver, controller-manager, scheduler, etcd, kwok, helm, kubectl: built once into ~/.cache/ccr/k8s
 k8s-bin:
 	bash $(K8S_BIN_SCRIPT)
+
+## The pinned Claude Code CLI from npm, once into ~/.cache/ccr/claude (the real-CLI tests run it)
+claude-cli:
+	bash scripts/claude-cli.sh
 
 ## The same end-to-end tests on a kind cluster (needs Docker and kind)
 e2e-kind: deps

@@ -18,10 +18,13 @@
 # Needs (as root): apt-get install -y podman buildah debootstrap runc, and in /etc/containers/containers.conf:
 #     [containers]
 #     default_ulimits = []
+# The Claude Code CLI version comes from scripts/versions.env (the one pin; the Dockerfiles' ARG defaults match it).
 # Knobs: CCR_IMAGE_TAG (dev), CCR_BASE_IMAGE (skip debootstrap and use this base), DEBIAN_MIRROR.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=versions.env
+source scripts/versions.env  # CLAUDE_CODE_VERSION, passed to both Dockerfiles below
 TAG="${CCR_IMAGE_TAG:-dev}"
 BASE="${CCR_BASE_IMAGE:-localhost/ccr-base:bookworm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -81,7 +84,7 @@ build() {  # image dockerfile [extra podman build args...]
     t=$(date +%s)
     log "building $image from $file"
     podman build --network host --pull=never --layers --format docker \
-        --build-arg "BASE_IMAGE=$BASE" "${MOUNTS[@]}" \
+        --build-arg "BASE_IMAGE=$BASE" --build-arg "CLAUDE_CODE_VERSION=$CLAUDE_CODE_VERSION" "${MOUNTS[@]}" \
         -f "$file" -t "$image" "$@" . >&2
     log "$image built in $(seconds "$t") s ($(size "$image"))"
 }

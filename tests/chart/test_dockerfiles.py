@@ -87,3 +87,20 @@ def test_dockerignore_keeps_tests_and_secrets_out():
 def test_build_script_is_valid_bash():
     subprocess.run(["bash", "-n", str(REPO / "scripts" / "build-images.sh")], check=True)
     assert Path(REPO / "scripts" / "build-images.sh").read_text().startswith("#!/usr/bin/env bash")
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_claude_cli_version_matches_the_one_pin(name: str):
+    """scripts/versions.env is the one pin: each Dockerfile's ARG default equals it (a plain `docker build`
+    gets the same CLI as build-images.sh, which passes the pin as a build arg, and as the test suite)."""
+    from tests.doubles.claude_cli import pinned_version
+
+    defaults = re.findall(r"(?m)^ARG CLAUDE_CODE_VERSION=(\S+)$", (REPO / name).read_text())
+    assert defaults == [pinned_version()], f"{name}: ARG CLAUDE_CODE_VERSION defaults {defaults}"
+    assert '"@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}"' in (REPO / name).read_text()
+
+
+def test_build_script_passes_the_pinned_claude_version():
+    script = (REPO / "scripts" / "build-images.sh").read_text()
+    assert "source scripts/versions.env" in script
+    assert '--build-arg "CLAUDE_CODE_VERSION=$CLAUDE_CODE_VERSION"' in script

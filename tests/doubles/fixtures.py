@@ -1,4 +1,4 @@
-"""pytest fixtures for the two test doubles (fake claude, fake GitHub)."""
+"""pytest fixtures for the test doubles (fake Anthropic API, fake GitHub, fake claude) and the real CLI."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.doubles.claude_cli import real_claude_bin
+from tests.doubles.fake_anthropic import FakeAnthropic
 from tests.doubles.fake_github import FakeGitHub
 from tests.doubles.jobrun import REPO_ROOT
 
@@ -26,6 +28,22 @@ def fake_github() -> Iterator[FakeGitHub]:
         assert gh.default_branch_pushes() == [], f"pushes to a default branch: {gh.default_branch_pushes()}"
     finally:
         gh.stop()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A started fake of the Anthropic Messages API; tests give it their conversation with ``.script()``."""
+    fake = FakeAnthropic().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def claude_bin() -> Path:
+    """The real Claude Code CLI (pinned in scripts/versions.env): a failure under CI=true when missing."""
+    return real_claude_bin()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.doubles.claude_cli import real_claude_bin
-from tests.doubles.fake_anthropic import FakeAnthropic
+from tests.doubles.fake_anthropic import FakeAnthropic, cli_env
 from tests.doubles.fake_github import FakeGitHub
 from tests.doubles.jobrun import REPO_ROOT
 
@@ -76,3 +76,12 @@ def job_env(fake_github: FakeGitHub, fake_claude_bin: Path, tmp_path: Path) -> d
         "FAKE_CLAUDE_LOG": str(tmp_path / "fake-claude.log"),
         "GIT_CONFIG_NOSYSTEM": "1",
     }
+
+
+@pytest.fixture
+def real_job_env(job_env: dict[str, str], fake_anthropic: FakeAnthropic, claude_bin: Path) -> dict[str, str]:
+    """``job_env`` with the REAL Claude Code CLI pointed at the fake Anthropic API (its URL, the switches that
+    keep the CLI off the internet, IS_SANDBOX=1 because tests run as root; see fake_anthropic's docstring).
+    The retry bound is the pipeline's default (CCR_CLAUDE_MAX_RETRIES unset)."""
+    env = {k: v for k, v in job_env.items() if k != "FAKE_CLAUDE_LOG"}
+    return {**env, **cli_env(fake_anthropic), "CCR_CLAUDE_BIN": str(claude_bin)}

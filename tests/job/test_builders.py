@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ccr.core.events import TERMINATION_LOG_LIMIT, result_line
 from ccr.core.model import ErrorType, JobResult, Phase, Usage
 from ccr.job import prtext
@@ -37,11 +39,33 @@ def test_child_env_scrubs_api_keys_and_sets_home() -> None:
         {"ANTHROPIC_API_KEY": "x", "ANTHROPIC_AUTH_TOKEN": "y", "GITHUB_TOKEN": "t", "PATH": "/bin"},
         "https://github.com",
         __import__("pathlib").Path("/home/ccr"),
+        max_retries=3,
     )
     assert "ANTHROPIC_API_KEY" not in env and "ANTHROPIC_AUTH_TOKEN" not in env
     assert env["HOME"] == "/home/ccr" and env["GITHUB_TOKEN"] == "t" and "GH_HOST" not in env
-    ghes = child_env({"GITHUB_TOKEN": "t"}, "https://ghe.example.com", __import__("pathlib").Path("/h"))
+    ghes = child_env({"GITHUB_TOKEN": "t"}, "https://ghe.example.com", __import__("pathlib").Path("/h"), max_retries=3)
     assert ghes["GH_HOST"] == "ghe.example.com" and ghes["GH_ENTERPRISE_TOKEN"] == "t"
+
+
+def test_child_env_bounds_claude_retries_over_the_callers_value() -> None:
+    env = child_env(
+        {"CLAUDE_CODE_MAX_RETRIES": "10"}, "https://github.com", __import__("pathlib").Path("/h"), max_retries=0
+    )
+    assert env["CLAUDE_CODE_MAX_RETRIES"] == "0"
+
+
+def test_the_retry_bound_is_a_setting_with_a_small_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from ccr.job.config import DEFAULT_CLAUDE_MAX_RETRIES, JobSettings
+
+    monkeypatch.delenv("CCR_CLAUDE_MAX_RETRIES", raising=False)
+    assert JobSettings().claude_max_retries == DEFAULT_CLAUDE_MAX_RETRIES == 3
+    monkeypatch.setenv("CCR_CLAUDE_MAX_RETRIES", "5")
+    assert JobSettings().claude_max_retries == 5
+    monkeypatch.setenv("CCR_CLAUDE_MAX_RETRIES", "50")
+    with pytest.raises(ValidationError):
+        JobSettings()
 
 
 def test_git_config_refers_to_the_token_by_name_only() -> None:
@@ -94,7 +118,7 @@ def test_outcome_section_replaces_only_its_own_part() -> None:
     assert summary == "Did half." and blockers == "- the API key is missing"
     updated = prtext.with_outcome(body, prtext.outcome_section(result, summary, blockers))
     assert "Running…" not in updated and "Notes Claude added." in updated and "> do it" in updated
-    assert "| Cost | $1.5000 |" in updated and "| Turns | 50 |" in updated and "2.1 min" in updated
+    assert "| Cost | $1.50 |" in updated and "| Turns | 50 |" in updated and "2.1 min" in updated
     assert "`exit_code`" in updated and "the API key is missing" in updated
     assert updated.count(prtext.OUTCOME_START) == 1
     assert prtext.with_outcome("no markers", "S").endswith("S\n")

@@ -30,6 +30,7 @@ from ccr.core.advice import ADVICE, AUTH_ADVICE
 from ccr.core.advice import advice as advice_text
 from ccr.core.model import Phase, TaskSpec, problems
 from ccr.core.store import TaskNotFound, TaskRecord, TaskStore
+from ccr.core.units import usd
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -138,7 +139,7 @@ def duration(task: TaskView) -> str:
 def cost(task: TaskView) -> str:
     if task.usage is None or task.usage.cost_usd is None:
         return ""
-    return f"${task.usage.cost_usd:.2f}"
+    return usd(task.usage.cost_usd)
 
 
 def advice(task: TaskView) -> str:

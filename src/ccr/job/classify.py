@@ -3,6 +3,16 @@
 Order of the failure classes (DESIGN.md "Failure classes"): cancelled (the user asked), timeout (our own
 deadline), auth_expired, capacity_reached (with the reset time), exit_code (anything else). An API failure
 arrives as ``subtype: "success"`` with ``is_error: true``: ``subtype`` is never read alone.
+
+The shapes, recorded from the real CLI (2.1.332) against tests/doubles/fake_anthropic.py: an API failure ends
+with ``terminal_reason: "api_error"``, ``api_error_status`` and ``api_error_type`` (the API's error type:
+``authentication_error``, ``permission_error``, ``rate_limit_error``, ``overloaded_error``) on the result and
+on a synthetic ``assistant`` event whose ``error`` is the CLI's own word (``authentication_failed``,
+``rate_limit``, ``server_error``); a used-up subscription adds ``api_error: "usage_limit_reached"`` with
+``api_error_params.rate_limit_info.resetsAt`` and a ``rate_limit_event`` whose status is ``rejected``.
+A run whose subagents work in the background (the CLI's default) prints one ``result`` per turn of the
+main agent (``result_index`` 0, 1, ...): usage adds their turns and tokens, ``total_cost_usd`` is the
+session's running total.
 """
 
 from __future__ import annotations
@@ -17,8 +27,13 @@ from ccr.core.model import AuthTarget, ErrorType, Usage
 
 AUTH_STATUSES = frozenset({401})
 CAPACITY_STATUSES = frozenset({429, 529})
-AUTH_ERRORS = frozenset({"authentication_failed", "oauth_token_expired", "invalid_api_key"})
-CAPACITY_ERRORS = frozenset({"rate_limit", "overloaded", "usage_limit"})
+# assistant.error (the CLI's word), api_error / api_error_type (the API's): either kind, in one set per class.
+AUTH_ERRORS = frozenset(
+    {"authentication_failed", "oauth_token_expired", "invalid_api_key", "authentication_error", "permission_error"}
+)
+CAPACITY_ERRORS = frozenset(
+    {"rate_limit", "overloaded", "usage_limit", "usage_limit_reached", "rate_limit_error", "overloaded_error"}
+)
 AUTH_TEXT = re.compile(
     r"please run /login|failed to authenticate|oauth (?:token|session) (?:has )?expired|invalid api key"
     r"|authentication_failed|invalid bearer token|not logged in",
@@ -36,8 +51,9 @@ class StreamState:
     """What the classifier needs from one Claude run, accumulated event by event."""
 
     session_id: str | None = None
-    result: dict[str, Any] | None = None
-    assistant_errors: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None  # the last result event
+    results: list[dict[str, Any]] = field(default_factory=list)  # every one (one per main-agent turn)
+    assistant_errors: list[str] = field(default_factory=list)  # assistant.error, api_error, api_error_type
     rejected_reset: int | None = None
     rate_limit_rejected: bool = False
     events: int = 0
@@ -61,15 +77,21 @@ class StreamState:
         kind = event.get("type")
         if kind == "result":
             self.result = event
-        elif kind == "assistant" and isinstance(event.get("error"), str):
-            self.assistant_errors.append(event["error"])
+            self.results.append(event)
+        elif kind == "assistant":
+            self.assistant_errors += [event[k] for k in ("error", "api_error", "api_error_type") if _word(event.get(k))]
+            params = event.get("api_error_params")
+            if isinstance(params, dict):
+                self._rate_limit(params.get("rate_limit_info"))
         elif kind == "rate_limit_event":
-            info = event.get("rate_limit_info")
-            if isinstance(info, dict) and info.get("status") == "rejected":
-                self.rate_limit_rejected = True
-                resets = info.get("resetsAt")
-                if isinstance(resets, int | float):
-                    self.rejected_reset = int(resets)
+            self._rate_limit(event.get("rate_limit_info"))
+
+    def _rate_limit(self, info: Any) -> None:
+        if isinstance(info, dict) and info.get("status") == "rejected":
+            self.rate_limit_rejected = True
+            resets = info.get("resetsAt")
+            if isinstance(resets, int | float) and not isinstance(resets, bool):
+                self.rejected_reset = int(resets)
 
 
 class JobFailure(Exception):
@@ -119,6 +141,7 @@ def classify(
     errors = " ".join(str(e) for e in result.get("errors") or [] if isinstance(e, str))
     status = result.get("api_error_status")
     texts = " ".join(t for t in (result_text, errors, stderr_tail) if t)
+    words = {*state.assistant_errors, *(result[k] for k in ("api_error", "api_error_type") if _word(result.get(k)))}
 
     if cancelled:
         return Outcome(ErrorType.CANCELLED, "cancelled on request")
@@ -126,12 +149,12 @@ def classify(
         return Outcome(ErrorType.TIMEOUT, "the task's deadline (timeoutSeconds) passed")
     if not _failed(state, exit_code):
         return Outcome(None, _clip(result_text or "done"))
-    if status in AUTH_STATUSES or AUTH_ERRORS.intersection(state.assistant_errors) or AUTH_TEXT.search(texts):
+    if status in AUTH_STATUSES or AUTH_ERRORS.intersection(words) or AUTH_TEXT.search(texts):
         return Outcome(ErrorType.AUTH_EXPIRED, _clip(result_text or _last_line(stderr_tail) or "authentication failed"))
     if (
         status in CAPACITY_STATUSES
         or state.rate_limit_rejected
-        or CAPACITY_ERRORS.intersection(state.assistant_errors)
+        or CAPACITY_ERRORS.intersection(words)
         or CAPACITY_TEXT.search(texts)
     ):
         reset = dt.datetime.fromtimestamp(state.rejected_reset, dt.UTC) if state.rejected_reset else None
@@ -143,14 +166,22 @@ def classify(
 
 
 def usage_of(state: StreamState) -> Usage | None:
-    """Cost, tokens and turns from the final result event."""
-    result = state.result
-    if not result:
+    """Cost, tokens and turns from the result events: one result is taken as it is; several (one per turn of
+    the main agent) add their turns, tokens and durations, and the cost is the last running total."""
+    if not state.results:
         return None
+    costs = [c for c in (_num(r.get("total_cost_usd")) for r in state.results) if c is not None]
+    runs = [_result_usage(r) for r in state.results]
+    total = runs[0]
+    for run in runs[1:]:
+        total = add_usage(total, run) or total
+    return total.model_copy(update={"cost_usd": costs[-1] if costs else None})
+
+
+def _result_usage(result: dict[str, Any]) -> Usage:
     raw_tokens = result.get("usage")
     tokens: dict[str, Any] = raw_tokens if isinstance(raw_tokens, dict) else {}
     return Usage(
-        cost_usd=_num(result.get("total_cost_usd")),
         input_tokens=_int(tokens.get("input_tokens")),
         output_tokens=_int(tokens.get("output_tokens")),
         cache_read_tokens=_int(tokens.get("cache_read_input_tokens")),
@@ -172,7 +203,8 @@ def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
 
 
 def structured_output(state: StreamState) -> dict[str, Any] | None:
-    """The ``--json-schema`` answer: ``result.structured_output``, else JSON in the result text."""
+    """The ``--json-schema`` answer (the CLI's ``StructuredOutput`` tool call, copied into the result as
+    ``structured_output``), else JSON in the result text."""
     result = state.result or {}
     value = result.get("structured_output")
     if isinstance(value, dict):
@@ -189,7 +221,8 @@ def structured_output(state: StreamState) -> dict[str, Any] | None:
 
 
 def result_text(state: StreamState) -> str:
-    return _text((state.result or {}).get("result"))
+    """Claude's final message: the last result's text (an earlier one's when the last is empty)."""
+    return next((t for t in (_text(r.get("result")) for r in reversed(state.results)) if t), "")
 
 
 def _failed(state: StreamState, exit_code: int | None) -> bool:
@@ -209,6 +242,10 @@ def _failure_message(state: StreamState, exit_code: int | None, errors: str, std
         reason = "max_turns"
     detail = errors or _text(result.get("result")) or f"exit code {exit_code}"
     return f"{reason}: {detail}"
+
+
+def _word(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
 
 
 def _text(value: Any) -> str:

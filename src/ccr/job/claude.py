@@ -93,12 +93,14 @@ def orchestrator_prompt(task_prompt: str, candidates: Sequence[Mapping[str, Any]
     return "\n".join(lines)
 
 
-def child_env(base: Mapping[str, str], server_url: str, home: Path) -> dict[str, str]:
-    """Claude's environment: ours without the API keys that would override the subscription, with the
-    GitHub token also where gh looks for an Enterprise host."""
+def child_env(base: Mapping[str, str], server_url: str, home: Path, *, max_retries: int) -> dict[str, str]:
+    """Claude's environment: ours without the API keys that would override the subscription, a bounded
+    retry policy (``CCR_CLAUDE_MAX_RETRIES``: a dead or overloaded API ends the run in seconds, not minutes),
+    with the GitHub token also where gh looks for an Enterprise host."""
     env = {k: v for k, v in base.items() if k not in SCRUBBED_ENV}
     env["HOME"] = str(home)
     env["DISABLE_AUTOUPDATER"] = "1"
+    env["CLAUDE_CODE_MAX_RETRIES"] = str(max_retries)
     host = urlparse(server_url).hostname or ""
     if host and host != "github.com" and "GITHUB_TOKEN" in env:
         env.setdefault("GH_HOST", host)

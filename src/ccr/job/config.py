@@ -14,6 +14,10 @@ TERMINATION_LOG_ENV = "CCR_TERMINATION_LOG"  # read before the settings too: a b
 # The Claude CLI reads these before its own credentials: scrubbed from its environment so an API key can
 # never silently take over from the subscription.
 SCRUBBED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+# The CLI retries a failed API call 10 times by default with exponential backoff (0.5 s doubling, capped at
+# 32 s): a persistent 529 or a 429 without the subscription headers then takes over three minutes to end.
+# Measured with 2.1.332 against the fake API: 1 retry ends in 1.1 s, 2 in 2.2 s, 3 in 4.5 s, 4 in 9 s.
+DEFAULT_CLAUDE_MAX_RETRIES = 3
 
 
 class JobSettings(AgentSettings):
@@ -31,6 +35,14 @@ class JobSettings(AgentSettings):
         description="Close (with a comment) the draft PR of a run that failed before any commit of its own.",
     )
     termination_log: Path = Field(default=DEFAULT_TERMINATION_LOG, validation_alias=TERMINATION_LOG_ENV)
+    claude_max_retries: int = Field(
+        default=DEFAULT_CLAUDE_MAX_RETRIES,
+        ge=0,
+        le=10,
+        validation_alias="CCR_CLAUDE_MAX_RETRIES",
+        description="CLAUDE_CODE_MAX_RETRIES for claude: how often it retries a failed API call (429, 529, 5xx, "
+        "network) before the run ends as capacity_reached or exit_code.",
+    )
     allow_root: bool = Field(
         default=False,
         validation_alias="CCR_ALLOW_ROOT",

@@ -140,7 +140,7 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
         out.phase("preflight")
         pre = run_preflight(settings)
         out.redactor = out.redactor.with_secrets(pre.extra_secrets)
-        run.env = child_env(os.environ, settings.github_server_url, pre.home)
+        run.env = child_env(os.environ, settings.github_server_url, pre.home, max_retries=settings.claude_max_retries)
         run.github = pre.github
         _checkpoint(control)
 

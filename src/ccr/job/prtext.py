@@ -6,6 +6,7 @@ import re
 
 from ccr.core.advice import advice
 from ccr.core.model import Changes, ErrorType, JobResult, Phase, Usage
+from ccr.core.units import usd
 
 TITLE_MAX = 72
 # GitHub refuses bodies over 65536 characters; leave room for the outcome section and Claude's notes.
@@ -51,7 +52,7 @@ def outcome_section(result: JobResult, summary: str, blockers: str) -> str:
         ("Status", result.status.value),
         ("Error type", _error(result)),
         ("Changes", changes_text(result.changes)),
-        ("Cost", f"${usage.cost_usd:.4f}" if usage.cost_usd is not None else "unknown"),
+        ("Cost", usd(usage.cost_usd) if usage.cost_usd is not None else "unknown"),
         ("Turns", str(usage.turns) if usage.turns is not None else "unknown"),
         ("Duration", _duration(usage.duration_ms)),
     ]

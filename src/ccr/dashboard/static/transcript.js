@@ -96,6 +96,19 @@
     return s < 60 ? s + 's' : Math.floor(s / 60) + 'm ' + (s % 60) + 's';
   }
 
+  // Costs: two decimals from a dollar up; below it at least four, and enough for two significant digits
+  // (a real run's $0.0038 must not read as $0.00). The same rule as ccr.core.units.usd.
+  function usd(cost) {
+    if (!(cost > 0)) return '$0.00';
+    if (cost >= 1) return '$' + cost.toFixed(2);
+    var significant = -Math.floor(Math.log10(cost)) + 1;
+    return '$' + cost.toFixed(Math.min(Math.max(significant, 4), 6));
+  }
+
+  function pct(utilization) {
+    return Math.round(utilization * 100) + '%';
+  }
+
   function fmtReset(value) {
     if (!value) return '';
     var d = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
@@ -230,10 +243,76 @@
   // --- one line ---------------------------------------------------------------------------------------
   // Returns the placements: [[node, container]]; container null = the top level.
   function containerFor(ev) {
-    var parent = ev && ev.parent_tool_use_id;
+    var parent = ev && (ev.parent_tool_use_id || (ev.type === 'system' && /^task_/.test(str(ev.subtype)) && ev.tool_use_id));
     if (!parent) return null;
     var t = state.tools.get(String(parent));
     return t && t.children ? t.children : null;
+  }
+
+  // The system events the CLI prints in print mode (recorded from 2.1.332), each as one compact line:
+  // [text, extra class]. Other subtypes stay raw blocks, as every unknown event does.
+  var WINDOWS = [
+    ['five_hour', '5-hour'], ['seven_day', '7-day'], ['seven_day_opus', '7-day Opus'],
+    ['seven_day_sonnet', '7-day Sonnet'], ['seven_day_overage_included', '7-day incl. overage'], ['overage', 'overage'],
+  ];
+  function windowName(type) {
+    for (var i = 0; i < WINDOWS.length; i++) if (WINDOWS[i][0] === type) return WINDOWS[i][1];
+    return type ? String(type) : 'limit';
+  }
+  function seconds(ms) { return typeof ms === 'number' ? ' in ' + (ms / 1000).toFixed(1) + ' s' : ''; }
+  var SYSTEM = {
+    api_retry: function (ev) {
+      var why = [ev.error_status, ev.error].filter(function (x) { return x !== null && x !== undefined && x !== ''; });
+      return ['↻ retrying (' + str(ev.attempt) + '/' + str(ev.max_retries) + (why.length ? ', ' + why.join(' ') : '') + ')' +
+        seconds(ev.retry_delay_ms), 'retry'];
+    },
+    vcs_state_changed: function (ev) {
+      return ['git ' + str(ev.kind || 'change') + (ev.branch ? ' · ' + str(ev.branch) : ''), 'vcs'];
+    },
+    thinking_tokens: function (ev) {
+      return ['thinking… ~' + str(ev.estimated_tokens) + ' tokens', 'quiet'];
+    },
+    task_started: function (ev) {
+      return ['subagent started: ' + str(ev.description) + (ev.subagent_type ? ' (' + str(ev.subagent_type) + ')' : '') +
+        (ev.is_backgrounded ? ' · in the background' : ''), 'task'];
+    },
+    task_progress: function (ev) {
+      return ['subagent: ' + str(ev.description || ev.last_tool_name), 'quiet'];
+    },
+    task_updated: function (ev) {
+      var patch = ev.patch || {};
+      return ['subagent ' + str(patch.status || 'updated'), 'quiet'];
+    },
+    task_notification: function (ev) {
+      return ['subagent ' + str(ev.status || 'finished') + (ev.summary ? ': ' + str(ev.summary) : ''), 'task'];
+    },
+    background_tasks_changed: function (ev) {
+      var n = Array.isArray(ev.tasks) ? ev.tasks.length : 0;
+      return [n ? n + ' background task' + (n > 1 ? 's' : '') + ' running' : 'no background tasks', 'quiet'];
+    },
+  };
+
+  // The plan's usage windows (5-hour, 7-day) from a rate_limit_event: unifiedWindows when the CLI sends
+  // them, else the one window the event is about. Shown in the line and, latest first, beside the title.
+  function usageWindows(info) {
+    var out = [];
+    var windows = info.unifiedWindows && typeof info.unifiedWindows === 'object' ? info.unifiedWindows : {};
+    WINDOWS.forEach(function (w) {
+      var x = windows[w[0]];
+      if (x && typeof x.utilization === 'number') out.push([w[1], x.utilization, x.resetsAt]);
+    });
+    if (!out.length && typeof info.utilization === 'number') {
+      out.push([windowName(info.rateLimitType), info.utilization, info.resetsAt]);
+    }
+    return out;
+  }
+
+  var planUsageEl = document.getElementById('plan-usage');
+  function showPlanUsage(windows) {
+    if (!planUsageEl || !windows.length) return;
+    planUsageEl.textContent = 'plan usage: ' + windows.map(function (w) { return w[0] + ' ' + pct(w[1]); }).join(' · ');
+    planUsageEl.title = windows.map(function (w) { return w[0] + ' resets ' + fmtReset(w[2]); }).join('\n');
+    planUsageEl.hidden = false;
   }
 
   function renderClaude(ev, line) {
@@ -259,6 +338,12 @@
         d.appendChild(el('div', 'mono', ev.tools.join(', ')));
         node.appendChild(d);
       }
+      return node;
+    }
+    if (type === 'system' && SYSTEM[ev.subtype]) {
+      node.classList.add('sys', 'sys-' + String(ev.subtype).replace(/[^a-z_]/gi, ''));
+      var line = SYSTEM[ev.subtype](ev);
+      node.appendChild(el('div', 'sys-line' + (line[1] ? ' ' + line[1] : ''), line[0]));
       return node;
     }
     if (type === 'system' && ev.subtype === 'compact_boundary') {
@@ -309,12 +394,16 @@
     if (type === 'rate_limit_event') {
       var info = ev.rate_limit_info || {};
       var status = str(info.status);
-      var used = typeof info.utilization === 'number' ? Math.round(info.utilization * 100) + '% used' : '';
       var warn = status !== 'allowed';
-      node.appendChild(el('div', 'rate' + (warn ? ' warn' : ''),
-        (status === 'rejected' ? '⚠ Rate limit reached' : (warn ? '⚠ Rate limit warning' : 'Rate limit')) +
-        ' (' + str(info.rateLimitType || 'limit') + ')' + (used ? ': ' + used : '') +
-        (info.resetsAt ? ' · resets ' + fmtReset(info.resetsAt) : '')));
+      var windows = usageWindows(info);
+      var used = windows.map(function (w) { return w[0] + ' ' + pct(w[1]) + ' used'; }).join(' · ');
+      var rate = el('div', 'rate' + (warn ? ' warn' : ''),
+        (status === 'rejected' ? '⚠ Usage limit reached' : (warn ? '⚠ Usage warning' : 'Usage')) +
+        (info.rateLimitType ? ' (' + windowName(info.rateLimitType) + ')' : '') + (used ? ': ' + used : '') +
+        (info.resetsAt ? ' · resets ' + fmtReset(info.resetsAt) : ''));
+      rate.setAttribute('data-status', status);
+      node.appendChild(rate);
+      showPlanUsage(windows);
       return node;
     }
     if (type === 'result') {
@@ -324,7 +413,7 @@
         (ev.subtype && ev.subtype !== 'success' ? ' (' + ev.subtype + ')' : '') +
         (ev.api_error_status ? ' · HTTP ' + ev.api_error_status : '')));
       var stats = el('div', 'stats');
-      if (typeof ev.total_cost_usd === 'number') stats.appendChild(el('span', null, 'cost $' + ev.total_cost_usd.toFixed(2)));
+      if (typeof ev.total_cost_usd === 'number') stats.appendChild(el('span', null, 'cost ' + usd(ev.total_cost_usd)));
       if (ev.num_turns !== undefined) stats.appendChild(el('span', null, ev.num_turns + ' turns'));
       if (ev.duration_ms !== undefined) stats.appendChild(el('span', null, fmtSeconds(ev.duration_ms)));
       card.appendChild(stats);
@@ -359,7 +448,7 @@
       card.appendChild(el('strong', null, 'Task ' + str(ev.status).toLowerCase() + (ev.errorType ? ' · ' + ev.errorType : '')));
       var stats = el('div', 'stats');
       var u = ev.usage || {};
-      if (typeof u.costUsd === 'number') stats.appendChild(el('span', null, 'cost $' + u.costUsd.toFixed(2)));
+      if (typeof u.costUsd === 'number') stats.appendChild(el('span', null, 'cost ' + usd(u.costUsd)));
       if (u.turns !== undefined) stats.appendChild(el('span', null, u.turns + ' turns'));
       if (u.durationMs !== undefined) stats.appendChild(el('span', null, fmtSeconds(u.durationMs)));
       if (ev.changes) stats.appendChild(el('span', 'changes', changesText(ev.changes)));

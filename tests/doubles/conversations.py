@@ -61,8 +61,9 @@ def leave_uncommitted(path: str, text: str) -> Step:
 
 
 def slow_tool(seconds: int) -> Step:
-    """A Bash call that takes a while (a cancel or our deadline arrives while it runs)."""
-    return bash(f"sleep {seconds}", description=f"sleep {seconds}")
+    """A Bash call that takes a while (a cancel or our deadline arrives while it runs): a loop, because the
+    CLI refuses a standalone ``sleep N``."""
+    return bash(f"for i in $(seq {seconds}); do echo tick $i; sleep 1; done", description=f"tick {seconds} s")
 
 
 def reply_with(text: str, headers: Mapping[str, str]) -> Reply:

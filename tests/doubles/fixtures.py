@@ -85,3 +85,10 @@ def real_job_env(job_env: dict[str, str], fake_anthropic: FakeAnthropic, claude_
     The retry bound is the pipeline's default (CCR_CLAUDE_MAX_RETRIES unset)."""
     env = {k: v for k, v in job_env.items() if k != "FAKE_CLAUDE_LOG"}
     return {**env, **cli_env(fake_anthropic), "CCR_CLAUDE_BIN": str(claude_bin)}
+
+
+@pytest.fixture
+def real_local_env(local_env: dict[str, str], fake_anthropic: FakeAnthropic, claude_bin: Path) -> dict[str, str]:
+    """``local_env`` (tests/conftest.py: `ccr serve` against the doubles) with the real CLI, as real_job_env."""
+    env = {k: v for k, v in local_env.items() if k != "FAKE_CLAUDE_LOG"}
+    return {**env, **cli_env(fake_anthropic), "CCR_CLAUDE_BIN": str(claude_bin)}

@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ccr.core.units import usd
 from tests.browser.conftest import screenshot, set_up_admin
 from tests.conftest import REPO
+from tests.doubles.claude_cli import pinned_version
 from tests.server import ADMIN, CcrServer
 
 pytestmark = pytest.mark.browser
@@ -275,7 +277,7 @@ def test_every_event_type_is_drawn(logged_in: Any, server: CcrServer) -> None:
     """The shared stream-json fixtures: init, thinking, tools, diff, subagent nesting, rate limits, results."""
     page = logged_in
     lines: list[str] = []
-    for name in ("success", "max-turns-with-subagent", "usage-limit", "auth-expired"):
+    for name in ("success", "max-turns-with-subagent", "usage-limit", "auth-expired", "compact", "mcp-failed"):
         lines += [line for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines() if line.strip()]
     long_output = "\n".join(f"line {i} of a long output" for i in range(300))
     lines.append(
@@ -310,22 +312,24 @@ def test_every_event_type_is_drawn(logged_in: Any, server: CcrServer) -> None:
     )
     task_id = finished_task_with_lines(page, server, lines)
     t = page.locator("#transcript")
-    assert t.locator(".init").first.inner_text().count("claude-sonnet-4-5") == 1
-    assert "github (connected)" in t.text_content()
+    recorded = t.locator(".init").nth(1)  # the first is the fake CLI's run that made the task
+    assert recorded.inner_text().startswith(f"Claude {pinned_version()} · model claude-sonnet-5-5 · ")
+    assert t.locator(".mcp.mcp-bad").last.inner_text() == "github (failed)"
     assert t.locator("details.thinking").count() >= 1 and not t.locator("details.thinking").first.get_attribute("open")
     assert "git status --short" in t.locator(".tool[data-tool=Bash] pre.cmd").first.inner_text()
     assert t.locator(".tool[data-tool=Edit] .diff .del").count() >= 1
     assert t.locator(".tool[data-tool=Edit] .diff .add").count() >= 1
-    # The subagent's Grep call and its result sit inside the Task card.
-    task_card = t.locator(".tool[data-tool=Task]")
+    # The subagent's Bash call and its result sit inside the Agent (Task) card.
+    task_card = t.locator(".tool[data-tool=Agent]")
     assert "Explore auth module" in task_card.inner_text()
-    assert task_card.locator(".children .tool[data-tool=Grep]").count() == 1
+    assert task_card.locator(".children .tool[data-tool=Bash]").count() == 1
     assert task_card.locator(".children details.result").count() == 1
     assert t.locator(".rate.warn").count() >= 1
     assert "context compacted" in t.text_content()
     assert "kept raw" in t.locator(".raw").last.text_content()
     assert "claude setup-token" in t.locator("[data-result=Failed] .advice").last.text_content()
-    assert "cost $1.23" in t.text_content()
+    max_turns = [json.loads(x) for x in (FIXTURES / "max-turns-with-subagent.jsonl").read_text().splitlines()]
+    assert f"cost {usd(max_turns[-1]['total_cost_usd'])}" in t.text_content()  # e.g. $0.0027, not $0.00
     assert transcript_len(server, page, task_id) == len(seqs(page))
     # A long tool result: collapsed, then cut, then whole after "show all".
     long_result = t.locator(".tool:has(pre.cmd:text('seq 300')) details.result")

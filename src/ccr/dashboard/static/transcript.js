@@ -30,6 +30,7 @@
     ended: false,
     firstLinesAt: null, // performance.now() when the first lines arrived (for the benchmark)
     tools: new Map(),   // tool_use id -> {card, children}
+    taskTools: new Map(), // subagent task_id -> the tool_use id of its Agent call
     cwd: '',            // from the init event: file paths are shown relative to it
     budget: 8,          // ms of drawing per frame (adaptive)
     inputAt: -1e9,      // when the reader last clicked, typed or scrolled
@@ -243,7 +244,12 @@
   // --- one line ---------------------------------------------------------------------------------------
   // Returns the placements: [[node, container]]; container null = the top level.
   function containerFor(ev) {
-    var parent = ev && (ev.parent_tool_use_id || (ev.type === 'system' && /^task_/.test(str(ev.subtype)) && ev.tool_use_id));
+    var parent = ev && ev.parent_tool_use_id;
+    if (!parent && ev && ev.type === 'system' && /^task_/.test(str(ev.subtype))) {
+      // a subagent's lifecycle: task_started names the Agent call, later events only the task
+      if (ev.tool_use_id && ev.task_id) state.taskTools.set(String(ev.task_id), String(ev.tool_use_id));
+      parent = ev.tool_use_id || state.taskTools.get(String(ev.task_id));
+    }
     if (!parent) return null;
     var t = state.tools.get(String(parent));
     return t && t.children ? t.children : null;
@@ -388,7 +394,7 @@
           node.appendChild(raw('user ' + str(block && block.type), JSON.stringify(block)));
         }
       });
-      if (node.childNodes.length) placements.unshift([node, null]);
+      if (node.childNodes.length) placements.unshift([node, containerFor(ev)]);
       return placements;
     }
     if (type === 'rate_limit_event') {

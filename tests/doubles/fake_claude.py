@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
-"""A stand-in for the Claude Code CLI, for tests only (found through CCR_CLAUDE_BIN).
+"""A stand-in for the Claude Code CLI, for tests only (found through CCR_CLAUDE_BIN). The Claude behaviour of
+the pipeline, local-mode and operator tests comes from the REAL CLI against tests/doubles/fake_anthropic.py;
+this stays for what the real CLI cannot be made to do, and for the lifecycle suites that drive both backends
+through one scripted CLI (tests/local/test_outcomes.py, tests/operator/test_conformance.py).
 
 Accepts the flags the pipeline passes, reads the prompt from stdin (a prompt in argv is refused: the
 pipeline must never put it there), prints stream-json like ``claude -p --output-format stream-json
---verbose`` and, as the worker, really edits files in its cwd, commits and pushes with plain git (the
-clone's credential helper must make that work, as it does for the real CLI).
+--verbose`` and, as the worker, really edits files in its cwd, commits and pushes with plain git.
 
 Behaviour: a marker in the prompt ``[fake:NAME]`` or ``[fake:NAME:ARG:ARG]``, else $FAKE_CLAUDE_SCENARIO,
 else ``success``:
 
-    success[:nopush]   replay fixtures/success.jsonl around real work: two commits, pushed (nopush: not)
-    auth_expired       replay fixtures/auth-expired.jsonl, exit 1
-    usage_limit        replay fixtures/usage-limit.jsonl, exit 1
-    max_turns          leave an uncommitted edit, replay fixtures/max-turns-with-subagent.jsonl, exit 1
-    crash              init event, a plain-text line on stdout, a stack trace on stderr, exit 2, no result
-    hang[:ignore_term] init event, then sleep forever (ignore_term: ignore SIGTERM, needs SIGKILL)
-    slow:N:SECONDS     commit+push, leave an uncommitted edit, then N text events SECONDS apart, success
+    success[:nopush]   two commits, pushed (nopush: not)
     noop               succeed without changing anything
+    auth_expired       replay fixtures/auth-expired.jsonl (recorded from the real CLI), exit 1
+    usage_limit        replay fixtures/usage-limit.jsonl (recorded from the real CLI), exit 1
+    crash              init event, a plain-text line on stdout, a stack trace on stderr, exit 2, no result:
+                       the real CLI cannot be made to die mid-run
+    hang[:ignore_term] init event, then sleep forever (ignore_term: ignore SIGTERM, needs SIGKILL): the real
+                       CLI always honours SIGTERM
+    slow:N:SECONDS     commit+push, an uncommitted edit, then N text events SECONDS apart, success: the
+                       dashboard's streaming tests (follow, reconnect, restart) count lines at a set pace
     kill_pipeline      SIGKILL the job pipeline (its parent): a job that ends without any result
-    leak               print the environment's secret values on stdout and stderr (split across writes)
+    leak               print the environment's secret values on stdout and stderr, split across writes: the
+                       real CLI never writes the model's words to stderr
     ambiguous          (orchestrator, --json-schema) answer repo=null
 
 As the orchestrator (``--json-schema`` given) it answers with ``structured_output``: the one candidate
@@ -285,14 +290,6 @@ def worker_leak(args: list[str], cwd: str, model: str | None) -> int:
     return 0
 
 
-def worker_max_turns(args: list[str], cwd: str, model: str | None) -> int:
-    with open("UNFINISHED.md", "a", encoding="utf-8") as fh:
-        fh.write("half-done work\n")
-    log({"event": "dirty", "file": "UNFINISHED.md"})
-    replay("max-turns-with-subagent.jsonl", cwd)
-    return 1
-
-
 def worker_crash(args: list[str], cwd: str, model: str | None) -> int:
     emit(init_event(cwd, model))
     sys.stdout.write("Error: not JSON, as the real CLI prints before it dies\n")
@@ -335,7 +332,6 @@ WORKER: dict[str, Scenario] = {
     "slow": worker_slow,
     "noop": worker_noop,
     "leak": worker_leak,
-    "max_turns": worker_max_turns,
     "crash": worker_crash,
     "hang": worker_hang,
     "kill_pipeline": worker_kill_pipeline,

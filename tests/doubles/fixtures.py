@@ -13,6 +13,7 @@ from tests.doubles.claude_cli import real_claude_bin
 from tests.doubles.fake_anthropic import FakeAnthropic, cli_env
 from tests.doubles.fake_github import FakeGitHub
 from tests.doubles.jobrun import REPO_ROOT
+from tests.server import CcrServer
 
 FAKE_CLAUDE = Path(__file__).resolve().parent / "fake_claude.py"
 
@@ -92,3 +93,11 @@ def real_local_env(local_env: dict[str, str], fake_anthropic: FakeAnthropic, cla
     """``local_env`` (tests/conftest.py: `ccr serve` against the doubles) with the real CLI, as real_job_env."""
     env = {k: v for k, v in local_env.items() if k != "FAKE_CLAUDE_LOG"}
     return {**env, **cli_env(fake_anthropic), "CCR_CLAUDE_BIN": str(claude_bin)}
+
+
+@pytest.fixture
+def real_local_server(tmp_path: Path, real_local_env: dict[str, str]) -> Iterator[CcrServer]:
+    """A `ccr serve` in local mode whose tasks run the real pipeline with the real CLI against the doubles."""
+    srv = CcrServer(tmp_path / "data", env=real_local_env).start()
+    yield srv
+    srv.stop()

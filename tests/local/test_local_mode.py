@@ -1,4 +1,5 @@
-"""Local mode end to end: a real `ccr serve`, the real job pipeline, the fake claude and fake GitHub."""
+"""Local mode end to end: a real `ccr serve`, the real job pipeline, the real Claude Code CLI against the fake
+Anthropic API (the fake claude only where a test says why), and the fake GitHub."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.doubles.conversations import slow_tool, worker_success
+from tests.doubles.fake_anthropic import FakeAnthropic, bash
 from tests.doubles.fake_github import FakeGitHub
 from tests.server import CcrServer
 
@@ -36,7 +39,11 @@ def curl(*args: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_original_curl_sequence_works_verbatim(local_server: CcrServer, fake_github: FakeGitHub) -> None:
+def test_original_curl_sequence_works_verbatim(
+    real_local_server: CcrServer, fake_github: FakeGitHub, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(*worker_success())
+    local_server = real_local_server
     token = local_server.token()
     base, auth = local_server.url, f"Authorization: Bearer {token}"
     submitted = json.loads(
@@ -77,7 +84,11 @@ def test_original_curl_sequence_works_verbatim(local_server: CcrServer, fake_git
     assert denied.stdout == "401"
 
 
-def test_task_completes_with_draft_pr_and_transcript(local_server: CcrServer, fake_github: FakeGitHub) -> None:
+def test_task_completes_with_draft_pr_and_transcript(
+    real_local_server: CcrServer, fake_github: FakeGitHub, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(*worker_success())
+    local_server = real_local_server
     with local_server.client(headers={"Authorization": f"Bearer {local_server.token()}"}) as client:
         task = client.post("/task", json={"prompt": "Add a widget counter", "repo": REPO}).json()
         done = wait_for(client, task["id"], {"completed", "failed"})
@@ -113,20 +124,25 @@ def test_bad_input_is_refused_and_nothing_is_stored(local_server: CcrServer) -> 
         assert client.get("/tasks").json() == []
 
 
-def test_large_prompt_is_passed_by_file_not_argv(local_server: CcrServer) -> None:
+def test_large_prompt_is_passed_by_file_not_argv(real_local_server: CcrServer, fake_anthropic: FakeAnthropic) -> None:
+    local_server = real_local_server
     prompt = "Refactor the widgets. " + "Context line. " * 14_000  # ~200 KB
     with local_server.client(headers={"Authorization": f"Bearer {local_server.token()}"}) as client:
         task = client.post("/task", json={"prompt": prompt, "repo": REPO}).json()
         assert client.get(f"/task/{task['id']}").json()["prompt"] == prompt
         done = wait_for(client, task["id"], {"completed", "failed"})
         assert done["status"] == "completed", done
+    assert prompt.rstrip() in fake_anthropic.last_request().first_user_text  # the model got all of it
 
 
-def test_queue_respects_limit_priority_and_order(tmp_path: Path, local_env: dict[str, str]) -> None:
-    srv = CcrServer(tmp_path / "data", env={**local_env, "CCR_MAX_CONCURRENT": "1"}).start()
+def test_queue_respects_limit_priority_and_order(
+    tmp_path: Path, real_local_env: dict[str, str], fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(slow_tool(3), match="first")
+    srv = CcrServer(tmp_path / "data", env={**real_local_env, "CCR_MAX_CONCURRENT": "1"}).start()
     try:
         with srv.client(headers={"Authorization": f"Bearer {srv.token()}"}) as client:
-            first = client.post("/task", json={"prompt": "[fake:slow:10:0.2] first", "repo": REPO}).json()
+            first = client.post("/task", json={"prompt": "first", "repo": REPO}).json()
             wait_for(client, first["id"], {"running"})
             low = client.post("/task", json={"prompt": "low", "repo": REPO}).json()
             high = client.post("/task", json={"prompt": "high", "repo": REPO, "priority": 5}).json()
@@ -141,9 +157,11 @@ def test_queue_respects_limit_priority_and_order(tmp_path: Path, local_env: dict
         srv.stop()
 
 
-def test_cancel_a_running_task(local_server: CcrServer) -> None:
+def test_cancel_a_running_task(real_local_server: CcrServer, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(slow_tool(300))
+    local_server = real_local_server
     with local_server.client(headers={"Authorization": f"Bearer {local_server.token()}"}) as client:
-        task = client.post("/task", json={"prompt": "[fake:hang] wait forever", "repo": REPO}).json()
+        task = client.post("/task", json={"prompt": "wait forever", "repo": REPO}).json()
         wait_for(client, task["id"], {"running"})
         time.sleep(2)  # the worker is running
         assert client.post(f"/task/{task['id']}/cancel").status_code == 200
@@ -160,13 +178,17 @@ def test_cancel_a_running_task(local_server: CcrServer) -> None:
             client.post(f"/task/{retried['id']}/cancel")
 
 
-def test_killing_the_server_loses_no_task_and_no_line(tmp_path: Path, local_env: dict[str, str]) -> None:
+def test_killing_the_server_loses_no_task_and_no_line(
+    tmp_path: Path, real_local_env: dict[str, str], fake_anthropic: FakeAnthropic
+) -> None:
+    # lines come quickly, then a long command keeps the task running when the server dies
+    fake_anthropic.script(*[bash(f"echo step {i}") for i in range(6)], slow_tool(30), match="long")
     data = tmp_path / "data"
-    local_env = {**local_env, "CCR_MAX_CONCURRENT": "1"}
+    local_env = {**real_local_env, "CCR_MAX_CONCURRENT": "1"}
     srv = CcrServer(data, env=local_env).start()
     token = srv.token()
     with srv.client(headers={"Authorization": f"Bearer {token}"}) as client:
-        task = client.post("/task", json={"prompt": "[fake:slow:200:0.05] long", "repo": REPO}).json()
+        task = client.post("/task", json={"prompt": "long", "repo": REPO}).json()
         queued = client.post("/task", json={"prompt": "second", "repo": REPO, "priority": -1}).json()
         third = client.post("/task", json={"prompt": "third", "repo": REPO, "priority": -1}).json()
         wait_for(client, task["id"], {"running"})
@@ -199,6 +221,7 @@ def test_killing_the_server_loses_no_task_and_no_line(tmp_path: Path, local_env:
 
 
 def test_a_failing_pipeline_never_takes_the_server_down(local_server: CcrServer) -> None:
+    # The fake CLI: the real one cannot be made to crash without a result.
     with local_server.client(headers={"Authorization": f"Bearer {local_server.token()}"}) as client:
         task = client.post("/task", json={"prompt": "[fake:crash] boom", "repo": REPO}).json()
         done = wait_for(client, task["id"], {"completed", "failed"})
@@ -207,6 +230,8 @@ def test_a_failing_pipeline_never_takes_the_server_down(local_server: CcrServer)
 
 
 def test_secrets_never_reach_the_api_or_the_store(local_server: CcrServer, local_env: dict[str, str]) -> None:
+    # The fake CLI: it also writes the secrets to stderr split across writes (the server log must stay
+    # clean), which the real CLI cannot be made to do; tests/local/test_local_real_cli.py has the real one.
     with local_server.client(headers={"Authorization": f"Bearer {local_server.token()}"}) as client:
         task = client.post("/task", json={"prompt": "[fake:leak] print the env", "repo": REPO}).json()
         wait_for(client, task["id"], {"completed", "failed"})

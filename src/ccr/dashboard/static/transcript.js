@@ -292,6 +292,10 @@
     task_notification: function (ev) {
       return ['subagent ' + str(ev.status || 'finished') + (ev.summary ? ': ' + str(ev.summary) : ''), 'task'];
     },
+    status: function (ev) {
+      if (ev.status) return [str(ev.status) + '…', 'quiet'];
+      return [ev.compact_result ? 'compaction: ' + str(ev.compact_result) : 'status cleared', 'quiet'];
+    },
     background_tasks_changed: function (ev) {
       var n = Array.isArray(ev.tasks) ? ev.tasks.length : 0;
       return [n ? n + ' background task' + (n > 1 ? 's' : '') + ' running' : 'no background tasks', 'quiet'];

@@ -9,9 +9,10 @@
 # the directory holding the `claude` executable as the LAST line of stdout:
 #     export CCR_TEST_CLAUDE_BIN="$(bash scripts/claude-cli.sh | tail -n1)/claude"
 #
-# The npm package is a thin wrapper: its postinstall links the platform package's native binary
-# (@anthropic-ai/claude-code-linux-x64, ~400 MB, no Node.js needed to run it) over bin/claude.exe. When
-# scripts are disabled (npm's ignore-scripts), the platform binary is taken directly.
+# The npm package is a thin wrapper whose postinstall (Node.js >= 22) links its platform package's native
+# binary (@anthropic-ai/claude-code-linux-x64, ~400 MB, no Node.js needed to run it) over bin/claude.exe.
+# The script skips that postinstall (Debian's npm comes with an older Node.js) and links the platform
+# package's binary itself.
 # Needs npm (Debian: apt-get install nodejs npm) and the npm registry, only on a cold run.
 set -euo pipefail
 
@@ -50,8 +51,8 @@ WORK="$(mktemp -d "$CACHE_ROOT/.install-$VERSION.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"  # mktemp makes it 0700; an unprivileged test user must reach the binary
 log "installing @anthropic-ai/claude-code@$VERSION from npm into $OUT"
-npm install --prefix "$WORK/npm" --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
-    "@anthropic-ai/claude-code@$VERSION" >&2
+npm install --prefix "$WORK/npm" --no-save --no-audit --no-fund --no-package-lock --ignore-scripts \
+    --loglevel=error "@anthropic-ai/claude-code@$VERSION" >&2
 
 case "$(uname -m)" in
     x86_64) arch=x64 ;;
@@ -62,8 +63,8 @@ musl=""
 if ldd --version 2>&1 | grep -qi musl; then musl="-musl"; fi
 modules="$WORK/npm/node_modules/@anthropic-ai"
 exe=""
-for candidate in "$modules/claude-code/bin/claude.exe" "$modules/claude-code-linux-$arch$musl/claude"; do
-    # The wrapper's bin/claude.exe is a stub that only prints instructions until the postinstall replaced it.
+for candidate in "$modules/claude-code-linux-$arch$musl/claude" "$modules/claude-code/bin/claude.exe"; do
+    # (bin/claude.exe is a stub that only prints instructions unless a postinstall replaced it)
     if [[ -x "$candidate" ]] && "$candidate" --version 2>/dev/null | grep -qx "$VERSION (Claude Code)"; then
         exe="$candidate"
         break

@@ -387,5 +387,6 @@ def test_screenshots_desktop_and_phone(logged_in: Any, server: CcrServer, browse
         screenshot(page, f"task-{name}")
         page.goto(f"{server.url}/settings/tokens")
         page.click("text=Generate a new token")
+        page.wait_for_selector("#fresh-token")  # the POST's redirect has landed (evaluate raced it)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         screenshot(page, f"token-{name}")

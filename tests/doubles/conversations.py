@@ -3,7 +3,6 @@ tests: what a worker or the orchestrator "decides", as tool calls the real CLI t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from tests.doubles.fake_anthropic import (
@@ -41,11 +40,6 @@ def worker_success(*, pushes: bool = True, summary: str = SUMMARY, file: str = "
     ]
 
 
-def write_then(steps: list[Step], path: str, content: str) -> list[Step]:
-    """``steps`` preceded by a Write tool call (``path`` absolute: the Write tool wants one)."""
-    return [Reply([ToolUse("Write", {"file_path": path, "content": content})]), *steps]
-
-
 def pick(repo: str | None, reason: str = "the task names it") -> list[Step]:
     """The orchestrator's structured answer (the StructuredOutput tool that --json-schema adds)."""
     return [structured_answer({"repo": repo, "reason": reason})]
@@ -64,7 +58,3 @@ def slow_tool(seconds: int) -> Step:
     """A Bash call that takes a while (a cancel or our deadline arrives while it runs): a loop, because the
     CLI refuses a standalone ``sleep N``."""
     return bash(f"for i in $(seq {seconds}); do echo tick $i; sleep 1; done", description=f"tick {seconds} s")
-
-
-def reply_with(text: str, headers: Mapping[str, str]) -> Reply:
-    return text_reply(text, headers=dict(headers))

@@ -47,7 +47,6 @@ Running as root
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import threading
@@ -284,10 +283,6 @@ def first_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
         if message.get("role") == "user":
             return "\n".join(_texts(message.get("content")))
     return ""
-
-
-def all_text(message: Mapping[str, Any]) -> str:
-    return "\n".join(_texts(message.get("content")))
 
 
 # -- the server ------------------------------------------------------------------------------------------
@@ -588,7 +583,3 @@ def cli_env(fake: FakeAnthropic, *, root_ok: bool = True) -> dict[str, str]:
     if root_ok:
         env["IS_SANDBOX"] = "1"
     return env
-
-
-def replace(reply: Reply, **changes: Any) -> Reply:
-    return dataclasses.replace(reply, **changes)

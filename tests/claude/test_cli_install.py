@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.doubles.claude_cli import REPO_ROOT, pinned_version, real_claude_bin
 
@@ -41,3 +44,29 @@ def test_the_script_is_valid_bash_and_reads_the_pin() -> None:
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
     text = SCRIPT.read_text()
     assert 'source "$HERE/versions.env"' in text and "CLAUDE_CODE_VERSION" in text
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_missing_cli_fails_under_ci_and_is_a_skip_with_a_reason_elsewhere(tmp_path: Path, ci: str) -> None:
+    env = {**os.environ, "CI": ci, "CCR_TEST_CLAUDE_BIN": str(tmp_path / "no-claude-here")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"{__file__}::test_the_installed_cli_is_the_pinned_version",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "the real Claude Code CLI is not at" in proc.stdout
+    if ci:
+        assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout[-2000:]
+    else:
+        assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout[-2000:]

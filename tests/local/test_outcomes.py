@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import REPO
+from tests.doubles.conversations import worker_success
+from tests.doubles.fake_anthropic import FakeAnthropic, unauthorized, usage_limit
 from tests.doubles.fake_github import FakeGitHub
 from tests.local.test_local_mode import wait_for
 from tests.server import CcrServer
@@ -81,8 +83,10 @@ def test_a_failed_push_is_failed_push_failed_never_completed(local_server: CcrSe
 
 
 def test_github_and_claude_auth_failures_name_their_target(
-    tmp_path: Any, local_env: dict[str, str], fake_github: FakeGitHub
+    tmp_path: Any, real_local_env: dict[str, str], fake_github: FakeGitHub, fake_anthropic: FakeAnthropic
 ) -> None:
+    local_env = real_local_env  # the real CLI, refused by the fake Anthropic API with a 401
+    fake_anthropic.script(unauthorized())
     server = CcrServer(tmp_path / "data", env={**local_env, "GITHUB_TOKEN": "fake-gh-token-revoked-0000"}).start()
     try:
         with authed(server) as client:
@@ -93,7 +97,7 @@ def test_github_and_claude_auth_failures_name_their_target(
     server = CcrServer(tmp_path / "data2", env=local_env).start()
     try:
         with authed(server) as client:
-            claude = wait_for(client, submit(client, "[fake:auth_expired] go")["id"], DONE)
+            claude = wait_for(client, submit(client, "go")["id"], DONE)
             assert (claude["errorType"], claude["authTarget"]) == ("auth_expired", "claude")
             assert "setup-token" in fake_github.pulls(REPO)[0]["body"]
     finally:
@@ -144,10 +148,13 @@ def test_a_follow_up_of_a_running_task_waits_then_continues_its_branch_and_pr(
 
 
 def test_retry_after_a_usage_limit_continues_the_same_branch_and_pr(
-    local_server: CcrServer, fake_github: FakeGitHub
+    real_local_server: CcrServer, fake_github: FakeGitHub, fake_anthropic: FakeAnthropic
 ) -> None:
+    # The real CLI: the first run's request meets the used-up subscription, the retry's the work.
+    fake_anthropic.script(usage_limit(2_000_000_000, times=1), *worker_success())
+    local_server = real_local_server
     with authed(local_server) as client:
-        stopped = wait_for(client, submit(client, "[fake:usage_limit] big job")["id"], DONE)
+        stopped = wait_for(client, submit(client, "big job")["id"], DONE)
         assert stopped["errorType"] == "capacity_reached"
         again = client.post(f"/task/{stopped['id']}/retry").json()
         done = wait_for(client, again["id"], DONE)

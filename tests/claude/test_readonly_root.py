@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from ccr.core.model import TaskSpec
+from ccr.core.model import JobInput, TaskSpec
 from ccr.job.claude import child_env, worker_argv
 from ccr.job.config import DEFAULT_CLAUDE_MAX_RETRIES
 from ccr.operator import builders
@@ -56,7 +56,7 @@ class Pod:
 
 def pod_from_builder() -> Pod:
     task = {"metadata": {"name": "ro-check", "namespace": "ns", "uid": "0000-1111"}}
-    job = builders.build_job(task, TaskSpec(prompt="x"), OperatorConfig())
+    job = builders.build_job(task, JobInput(id="ro-check", spec=TaskSpec(prompt="x")), OperatorConfig())
     pod = job["spec"]["template"]["spec"]
     [container] = pod["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}

@@ -264,11 +264,6 @@ class Resume(_Camel):
 
     session_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,100}$")
     attempt: int = Field(default=0, ge=0, description="Automatic resumes of this task so far (0: a follow-up).")
-    summary: str | None = Field(
-        default=None,
-        max_length=PROMPT_MAX_CHARS,
-        description="What the earlier run did (its PR's outcome), for a fresh session when this one is lost.",
-    )
 
 
 class JobInput(_Camel):

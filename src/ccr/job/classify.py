@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccr.core.model import AuthTarget, ErrorType, Usage
+from ccr.core.model import AuthTarget, ErrorType, RateLimit, Usage
 
 AUTH_STATUSES = frozenset({401})
 CAPACITY_STATUSES = frozenset({429, 529})
@@ -56,6 +56,7 @@ class StreamState:
     assistant_errors: list[str] = field(default_factory=list)  # assistant.error, api_error, api_error_type
     rejected_reset: int | None = None
     rate_limit_rejected: bool = False
+    windows: dict[str, dict[str, Any]] = field(default_factory=dict)  # the plan's windows, as last reported
     events: int = 0
 
     def feed_line(self, line: str) -> dict[str, Any] | None:
@@ -87,7 +88,18 @@ class StreamState:
             self._rate_limit(event.get("rate_limit_info"))
 
     def _rate_limit(self, info: Any) -> None:
-        if isinstance(info, dict) and info.get("status") == "rejected":
+        if not isinstance(info, dict):
+            return
+        for name, window in (info.get("unifiedWindows") or {}).items():
+            if isinstance(window, dict):
+                self.windows[str(name)] = {**self.windows.get(str(name), {}), **window}
+        kind = info.get("rateLimitType")
+        if isinstance(kind, str):  # the window this event is about, with its status
+            own = {"status": info.get("status"), "resetsAt": info.get("resetsAt")}
+            if isinstance(info.get("utilization"), int | float):
+                own["utilization"] = info["utilization"]
+            self.windows[kind] = {**self.windows.get(kind, {}), **{k: v for k, v in own.items() if v is not None}}
+        if info.get("status") == "rejected":
             self.rate_limit_rejected = True
             resets = info.get("resetsAt")
             if isinstance(resets, int | float) and not isinstance(resets, bool):
@@ -189,6 +201,24 @@ def _result_usage(result: dict[str, Any]) -> Usage:
         turns=_int(result.get("num_turns")),
         duration_ms=_int(result.get("duration_ms")),
     )
+
+
+def rate_limits_of(state: StreamState, seen_at: dt.datetime) -> list[RateLimit] | None:
+    """The plan's windows (5-hour, 7-day, ...) as the run last saw them."""
+    found = []
+    for name, window in sorted(state.windows.items()):
+        resets = window.get("resetsAt")
+        utilization = window.get("utilization")
+        found.append(
+            RateLimit(
+                window=name,
+                status=window["status"] if isinstance(window.get("status"), str) else None,
+                utilization=float(utilization) if isinstance(utilization, int | float) else None,
+                resets_at=dt.datetime.fromtimestamp(resets, dt.UTC) if isinstance(resets, int | float) else None,
+                seen_at=seen_at,
+            )
+        )
+    return found or None
 
 
 def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:

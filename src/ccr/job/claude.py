@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ccr.job import session
 from ccr.job.classify import StreamState
 from ccr.job.config import SCRUBBED_ENV
 from ccr.job.events import Emitter
@@ -65,10 +66,27 @@ def _model(model: str | None) -> list[str]:
     return ["--model", model] if model else []
 
 
-def worker_argv(claude_bin: str, model: str | None, max_turns: int | None) -> list[str]:
+def worker_argv(
+    claude_bin: str,
+    model: str | None,
+    max_turns: int | None,
+    *,
+    resume: str | None = None,
+    max_budget_usd: float | None = None,
+) -> list[str]:
     turns = ["--max-turns", str(max_turns)] if max_turns else []
     rules = ["--append-system-prompt", WORKER_RULES]
-    return [*_print_argv(claude_bin), "--dangerously-skip-permissions", *rules, *_model(model), *turns]
+    resumed = ["--resume", resume] if resume else []
+    budget = ["--max-budget-usd", f"{max_budget_usd:g}"] if max_budget_usd else []
+    return [
+        *_print_argv(claude_bin),
+        "--dangerously-skip-permissions",
+        *rules,
+        *_model(model),
+        *turns,
+        *budget,
+        *resumed,
+    ]
 
 
 def orchestrator_argv(claude_bin: str, model: str | None) -> list[str]:
@@ -101,6 +119,7 @@ def child_env(base: Mapping[str, str], server_url: str, home: Path, *, max_retri
     env["HOME"] = str(home)
     env["DISABLE_AUTOUPDATER"] = "1"
     env["CLAUDE_CODE_MAX_RETRIES"] = str(max_retries)
+    env.update(session.config_env(home))  # the session file's place does not depend on the clone's path
     host = urlparse(server_url).hostname or ""
     if host and host != "github.com" and "GITHUB_TOKEN" in env:
         env.setdefault("GH_HOST", host)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ccr.core.settings import AgentSettings
@@ -42,6 +42,19 @@ class JobSettings(AgentSettings):
         validation_alias="CCR_CLAUDE_MAX_RETRIES",
         description="CLAUDE_CODE_MAX_RETRIES for claude: how often it retries a failed API call (429, 529, 5xx, "
         "network) before the run ends as capacity_reached or exit_code.",
+    )
+    session_url: str | None = Field(
+        default=None,
+        validation_alias="CCR_SESSION_URL",
+        description="In a pod: where the thread's Claude session is fetched from and kept (the API's internal "
+        "route); unset in local mode, where the executor moves the file itself.",
+    )
+    session_token: SecretStr | None = Field(default=None, validation_alias="CCR_SESSION_TOKEN")
+    session_max_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        validation_alias="CCR_SESSION_MAX_BYTES",
+        description="A session file larger than this is not kept (the next run starts a fresh one).",
     )
     allow_root: bool = Field(
         default=False,

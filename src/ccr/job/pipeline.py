@@ -31,17 +31,20 @@ from ccr.core.model import (
     JobInput,
     JobResult,
     Phase,
+    RateLimit,
     Usage,
     branch_for,
+    now,
     problems,
 )
 from ccr.core.redact import Redactor
-from ccr.job import prtext
+from ccr.job import prtext, session
 from ccr.job.classify import (
     JobFailure,
     Outcome,
     add_usage,
     classify,
+    rate_limits_of,
     result_text,
     structured_output,
     usage_of,
@@ -87,13 +90,15 @@ class Run:
     pr_created: bool = False  # this run opened the PR (so it may close it again if it ended empty)
     changes: Changes | None = None
     usage: Usage | None = None
-    session_id: str | None = None
+    session_id: str | None = None  # the worker's Claude session: the one the thread continues
+    rate_limits: list[RateLimit] | None = None
     summary: str = ""
+    home: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
     def add(self, claude: ClaudeRun) -> None:
         self.usage = add_usage(self.usage, usage_of(claude.state))
-        self.session_id = claude.state.session_id or self.session_id
+        self.rate_limits = rate_limits_of(claude.state, now()) or self.rate_limits
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +146,7 @@ def run_job(job: JobInput, settings: JobSettings, out: Emitter, control: Control
         pre = run_preflight(settings)
         out.redactor = out.redactor.with_secrets(pre.extra_secrets)
         run.env = child_env(os.environ, settings.github_server_url, pre.home, max_retries=settings.claude_max_retries)
+        run.home = pre.home
         run.github = pre.github
         _checkpoint(control)
 
@@ -202,6 +208,8 @@ def select_repo(run: Run) -> str:
             control=run.control,
         )
     run.add(claude)
+    if claude.state.session_id and run.home is not None:  # a throwaway conversation: never kept, never left
+        session.path(run.home, claude.state.session_id).unlink(missing_ok=True)
     outcome = _classify(claude)
     if not outcome.ok:
         assert outcome.error_type is not None
@@ -321,20 +329,54 @@ def progress(run: Run) -> JobResult:
 
 
 def run_worker(run: Run) -> Outcome:
-    assert run.git is not None
-    spec = run.job.spec
+    """Claude in the clone: a conversation of its own, or the thread's one continued (``job.resume``)."""
+    assert run.git is not None and run.home is not None
+    spec, settings, resume = run.job.spec, run.settings, run.job.resume
+    restored = False
+    if resume is not None:
+        token = settings.session_token.get_secret_value() if settings.session_token else None
+        problem = session.fetch(settings.session_url, token, run.home, resume.session_id)
+        restored = problem is None
+        said = f"continuing the session {resume.session_id}" if restored else f"a fresh session: {problem}"
+        run.out.step("session", said, session=resume.session_id if restored else None)
     run.worker_started = True
     claude = run_claude(
-        worker_argv(run.settings.claude_bin, spec.model, spec.max_turns),
-        spec.prompt,
+        worker_argv(
+            settings.claude_bin,
+            spec.model,
+            spec.max_turns,
+            resume=resume.session_id if resume is not None and restored else None,
+            max_budget_usd=spec.max_budget_usd,
+        ),
+        session.prompt_for(run.job, restored, run.pr.body if run.pr else ""),
         cwd=run.git.cwd,
         env=run.env,
         out=run.out,
         control=run.control,
     )
     run.add(claude)
+    run.session_id = claude.state.session_id or run.session_id
     run.summary = result_text(claude.state)
     return _classify(claude)
+
+
+def keep_session(run: Run) -> None:
+    """The worker's session, redacted and bounded, for the next run of the thread (see ``ccr.job.session``)."""
+    if run.session_id is None or run.home is None:
+        return
+    settings = run.settings
+    try:
+        said = session.keep(
+            run.home,
+            run.session_id,
+            run.out.redactor,
+            max_bytes=settings.session_max_bytes,
+            url=settings.session_url,
+            token=settings.session_token.get_secret_value() if settings.session_token else None,
+        )
+    except OSError as exc:
+        said = f"could not keep the session: {exc.strerror or exc}"
+    run.out.step("session_saved", said, session=run.session_id)
 
 
 def finish(run: Run, outcome: Outcome) -> JobResult:
@@ -350,6 +392,7 @@ def finish(run: Run, outcome: Outcome) -> JobResult:
         before = f" (the run itself ended {outcome.error_type}: {outcome.message})" if not outcome.ok else ""
         outcome = Outcome(ErrorType.PUSH_FAILED, f"the work could not be pushed to {run.branch}: {saved.error}{before}")
     run.changes = measure_changes(run)
+    keep_session(run)
     usage = (run.usage or Usage()).model_copy(
         update={"duration_ms": int((time.monotonic() - run.control.started) * 1000)}
     )
@@ -367,6 +410,7 @@ def finish(run: Run, outcome: Outcome) -> JobResult:
         reset_time=outcome.reset_time,
         usage=usage,
         changes=run.changes,
+        rate_limits=run.rate_limits,
     )
     if run.pr and run.github and run.repo:
         _report_on_pr(run, result, outcome, saved.sentence)

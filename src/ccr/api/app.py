@@ -17,7 +17,7 @@ from ccr import __version__
 from ccr.api import errors
 from ccr.api.auth import AuthStore
 from ccr.api.guard import Guard, HostPolicy, is_loopback
-from ccr.api.routes import auth, health, tasks, tokens, usage
+from ccr.api.routes import auth, health, sessions, tasks, tokens, usage
 from ccr.core.settings import Backend, Settings, get_settings
 from ccr.core.store import TaskStore
 
@@ -98,6 +98,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(tasks.router)
     app.include_router(usage.router)
+    app.include_router(sessions.router)
     errors.install(app)
     for extend in extensions:  # the dashboard (``ccr.app``): mounted before the middleware stack is built
         extend(app)

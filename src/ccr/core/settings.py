@@ -95,6 +95,11 @@ class Settings(AgentSettings, RunnerSettings):
         description="Force the Secure cookie flag; by default it follows the scheme (TLS or X-Forwarded-Proto).",
     )
     # The HTTP server itself (docs: README, "Security model")
+    session_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="CCR_SESSION_KEY",
+        description="Cluster mode: the key shared with the operator that job pods' session tokens derive from.",
+    )
     trusted_proxies: str = Field(
         default="",
         validation_alias="CCR_TRUSTED_PROXIES",

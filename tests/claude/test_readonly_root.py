@@ -8,9 +8,11 @@ at the mount paths; the host's mounts are never touched), and the real CLI runs 
 against the fake Anthropic API, under strace, the way the worker runs it (the pipeline's argv and
 environment builders).
 
-Recorded with 2.1.332, the CLI writes
-  $HOME/.claude.json (+ $HOME/.claude/backups/), $HOME/.claude/projects/<cwd>/<session>.jsonl (the session
-  that --resume continues, and its subagents/), $HOME/.claude/{sessions,session-env,shell-snapshots,plugins}/;
+Recorded with 2.1.332 and the pipeline's environment (CLAUDE_CONFIG_DIR=$HOME/.claude and
+CLAUDE_CODE_PROJECT_DIR_NAME=ccr, so a session's place does not depend on the clone's path), the CLI writes
+  $HOME/.claude/.claude.json (+ $HOME/.claude/backups/), $HOME/.claude/projects/ccr/<session>.jsonl (the
+  session that --resume continues, and its subagents/), $HOME/.claude/{sessions,session-env,shell-snapshots,
+  plugins}/;
   $TMPDIR/claude-<uid>/<cwd>/<session>/tasks/<agent>.output (subagent output);
   $XDG_RUNTIME_DIR or $TMPDIR /cc-socks/<pid>.sock (its messaging socket; /tmp/cc-socks-<uid> when that path
   is too long);
@@ -33,6 +35,7 @@ import pytest
 from ccr.core.model import JobInput, TaskSpec
 from ccr.job.claude import child_env, worker_argv
 from ccr.job.config import DEFAULT_CLAUDE_MAX_RETRIES
+from ccr.job.session import PROJECT
 from ccr.operator import builders
 from ccr.operator.config import OperatorConfig
 from tests.doubles.claude_cli import TEST_OAUTH_TOKEN
@@ -225,12 +228,12 @@ def test_the_real_cli_works_on_a_read_only_root_and_writes_only_to_the_emptydirs
     assert sandbox.failed_writes() == [], "a write failed on the read-only root or outside the pod's dirs"
     pod, session = sandbox.pod, result["session_id"]
     home = sandbox.host(pod.home)
-    slug = clone.replace("/", "-")
-    assert (home / ".claude.json").is_file()
-    assert (home / ".claude" / "projects" / slug / f"{session}.jsonl").is_file()  # what --resume reads
-    assert list((home / ".claude" / "projects" / slug / session / "subagents").glob("agent-*.jsonl"))
+    project = home / ".claude" / "projects" / PROJECT
+    assert (home / ".claude" / ".claude.json").is_file()
+    assert (project / f"{session}.jsonl").is_file()  # what --resume reads
+    assert list((project / session / "subagents").glob("agent-*.jsonl"))
     tmp = sandbox.host(pod.tmpdir)
-    assert list((tmp / f"claude-{pod.uid}" / slug / session / "tasks").glob("*.output"))
+    assert list((tmp / f"claude-{pod.uid}").glob(f"*/{session}/tasks/*.output"))
     assert (tmp / "cc-socks").is_dir()
     for directory in sandbox.dirs.values():  # everything there belongs to the pod's uid
         for path in [directory, *directory.rglob("*")]:
